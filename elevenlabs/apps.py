@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ElevenLabsConfig(AppConfig):
+    name = "elevenlabs"
+    label = "elevenlabs"
+    verbose_name = "ElevenLabs"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,23 @@
+#!/usr/bin/env python
+"""Django's command-line utility for administrative tasks."""
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceagent.settings")
+    from django.core.management import execute_from_command_line
+
+    from voiceagent.config import ConfigurationError
+
+    try:
+        execute_from_command_line(sys.argv)
+    except ConfigurationError as exc:
+        # A bad setting is one sentence, not a traceback.
+        sys.stderr.write(f"Configuration error: {exc}\n")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Operators' view of sessions: filters, search, the timeline inline, post-call data readable."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
+
+from sessions import services
+from sessions.models import EndReason, SessionEvent, VoiceSession
+
+
+class SessionEventInline(admin.TabularInline):
+    model = SessionEvent
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "kind", "from_status", "to_status", "payload_pretty"]
+    readonly_fields = fields
+    ordering = ["created_at", "id"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="payload")
+    def payload_pretty(self, event: SessionEvent) -> str:
+        return format_html("<code>{}</code>", json.dumps(event.payload, ensure_ascii=False)) if event.payload else "-"
+
+
+@admin.register(VoiceSession)
+class VoiceSessionAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "customer_id",
+        "agent_type",
+        "direction",
+        "status",
+        "simulation",
+        "conversation_id",
+        "created_at",
+        "ended_at",
+    ]
+    list_filter = ["status", "agent_type", "direction", "simulation", "created_at"]
+    search_fields = ["customer_id", "conversation_id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["created_by"]
+    inlines = [SessionEventInline]
+    actions = ["end_selected"]
+    fieldsets = [
+        (None, {"fields": ["id", "status", "simulation", "customer_id", "agent_type", "agent_id", "direction",
+                           "locale", "connection_type", "conversation_id", "phone_number", "created_by"]}),
+        ("Times", {"fields": ["created_at", "started_at", "ended_at", "updated_at", "end_reason"]}),
+        ("Failure", {"fields": ["failure_code", "failure_message", "upstream_status"]}),
+        ("Post-call", {"fields": ["post_call_received_at", "call_successful", "transcript_summary",
+                                  "call_duration_secs", "termination_reason", "transcript_readable",
+                                  "analysis_readable", "call_metadata_readable", "audio", "dynamic_variables"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Everything is a record of what happened: operators read it, services write it.
+        return [f for section in self.fieldsets for f in section[1]["fields"]]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def get_search_results(self, request, queryset, search_term):
+        # A session id is matched exactly, only when the term is a UUID.
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            session_id = uuid.UUID(search_term.strip())
+        except ValueError:
+            return results, may_have_duplicates
+        return results | queryset.filter(pk=session_id), may_have_duplicates
+
+    @admin.display(description="transcript")
+    def transcript_readable(self, session: VoiceSession) -> str:
+        if not session.transcript:
+            return "-"
+        rows = (
+            (turn.get("role", "?"), turn.get("time_in_call_secs", ""), turn.get("message") or "")
+            for turn in session.transcript
+            if isinstance(turn, dict)
+        )
+        return format_html(
+            "<table>{}</table>",
+            format_html_join("", "<tr><th>{}</th><td>{}s</td><td>{}</td></tr>", rows),
+        )
+
+    @admin.display(description="analysis")
+    def analysis_readable(self, session: VoiceSession) -> str:
+        return _pretty_json(session.analysis)
+
+    @admin.display(description="call metadata")
+    def call_metadata_readable(self, session: VoiceSession) -> str:
+        return _pretty_json(session.call_metadata)
+
+    @admin.action(description="End the selected sessions")
+    def end_selected(self, request, queryset) -> None:
+        ended = 0
+        for session in queryset:
+            if not session.is_terminal:
+                services.session_end(session=session, reason=EndReason.OPERATOR)
+                ended += 1
+        self.message_user(request, f"Ended {ended} session(s); the others had already finished.", messages.SUCCESS)
+
+
+def _pretty_json(value) -> str:
+    if not value:
+        return "-"
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))

@@ -1,0 +1,125 @@
+"""A voice session and its timeline.
+
+Status changes go through :mod:`sessions.services` only; the model holds
+single-row helpers and the data.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class AgentType(models.TextChoices):
+    SUPPORT = "support", "Support"
+    SALES = "sales", "Sales"
+
+
+class Direction(models.TextChoices):
+    INBOUND = "inbound", "Inbound"
+    OUTBOUND = "outbound", "Outbound"
+
+
+class Status(models.TextChoices):
+    CREATED = "created", "Created"
+    CONNECTING = "connecting", "Connecting"
+    ACTIVE = "active", "Active"
+    ENDED = "ended", "Ended"
+    FAILED = "failed", "Failed"
+
+
+TERMINAL_STATUSES = frozenset({Status.ENDED, Status.FAILED})
+
+
+class EndReason(models.TextChoices):
+    USER = "user", "Ended by the user"
+    AGENT = "agent", "Ended by the agent"
+    TIMEOUT = "timeout", "Timed out"
+    WEBHOOK = "webhook", "Post-call webhook"
+    OPERATOR = "operator", "Ended by an operator"
+    ERROR = "error", "Connection error"
+
+
+class ConnectionType(models.TextChoices):
+    WEBRTC = "webrtc", "WebRTC"
+    WEBSOCKET = "websocket", "WebSocket"
+    PHONE = "phone", "Phone call"
+
+
+class VoiceSession(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer_id = models.CharField(max_length=128, db_index=True)
+    agent_type = models.CharField(max_length=16, choices=AgentType.choices, default=AgentType.SUPPORT)
+    agent_id = models.CharField(max_length=128, blank=True, help_text="ElevenLabs agent the credential was minted for.")
+    direction = models.CharField(max_length=16, choices=Direction.choices, default=Direction.INBOUND)
+    locale = models.CharField(max_length=35, default="en-US")
+    simulation = models.BooleanField(default=False, help_text="Runs against the local simulated agent.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED, db_index=True)
+    connection_type = models.CharField(max_length=16, choices=ConnectionType.choices, blank=True)
+    conversation_id = models.CharField(
+        max_length=128, null=True, blank=True, unique=True, help_text="ElevenLabs conversation id, once known."
+    )
+    phone_number = models.CharField(max_length=32, blank=True, help_text="Number dialled for outbound calls.")
+    dynamic_variables = models.JSONField(default=dict, blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="voice_sessions"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When the client reported the connection.")
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
+    failure_code = models.CharField(max_length=64, blank=True)
+    failure_message = models.TextField(blank=True)
+    upstream_status = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    # Post-call data, from the webhook or the reconciler.
+    transcript = models.JSONField(default=list, blank=True)
+    analysis = models.JSONField(default=dict, blank=True)
+    call_metadata = models.JSONField(default=dict, blank=True)
+    call_successful = models.CharField(max_length=16, blank=True)
+    transcript_summary = models.TextField(blank=True)
+    call_duration_secs = models.PositiveIntegerField(null=True, blank=True)
+    termination_reason = models.CharField(max_length=255, blank=True)
+    post_call_received_at = models.DateTimeField(null=True, blank=True)
+    audio = models.FileField(upload_to="call-audio/%Y/%m/", blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="session_status_updated"),
+            models.Index(fields=["created_by", "-created_at"], name="session_owner_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_type} session {self.id} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def has_post_call_data(self) -> bool:
+        return self.post_call_received_at is not None
+
+
+class SessionEvent(models.Model):
+    """One row of a session's timeline: a transition or something a client saw."""
+
+    session = models.ForeignKey(VoiceSession, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=48)
+    from_status = models.CharField(max_length=16, choices=Status.choices, blank=True)
+    to_status = models.CharField(max_length=16, choices=Status.choices, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["session", "created_at"], name="event_session_created")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.created_at:%Y-%m-%d %H:%M:%S}"

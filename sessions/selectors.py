@@ -1,0 +1,29 @@
+"""Reads of sessions that are more than a one-line queryset."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import QuerySet
+
+from sessions.models import AgentType, Status, VoiceSession
+
+
+def sessions_visible_to(user) -> QuerySet[VoiceSession]:
+    """Staff see every session; everyone else only the ones they created."""
+    qs = VoiceSession.objects.select_related("created_by")
+    if user.is_staff:
+        return qs
+    return qs.filter(created_by=user)
+
+
+class SessionFilter(django_filters.FilterSet):
+    customer_id = django_filters.CharFilter()
+    status = django_filters.ChoiceFilter(choices=Status.choices)
+    agent_type = django_filters.ChoiceFilter(choices=AgentType.choices)
+    simulation = django_filters.BooleanFilter()
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = VoiceSession
+        fields = ["customer_id", "status", "agent_type", "simulation", "created_after", "created_before"]

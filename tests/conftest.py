@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+# Playwright's sync API runs an event loop in the test thread; the live server's ORM calls are sync.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-pass-123")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", password="bob-pass-123")
+
+
+@pytest.fixture
+def charlie_staff(django_user_model):
+    return django_user_model.objects.create_user("charlie", password="charlie-pass-123", is_staff=True)
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def alice_api(alice):
+    client = APIClient()
+    client.force_authenticate(alice)
+    return client
+
+
+@pytest.fixture
+def bob_api(bob):
+    client = APIClient()
+    client.force_authenticate(bob)
+    return client
+
+
+@pytest.fixture
+def staff_api(charlie_staff):
+    client = APIClient()
+    client.force_authenticate(charlie_staff)
+    return client
+
+
+@pytest.fixture
+def simulation_mode(settings):
+    """No API key: the simulated agent stands in for ElevenLabs."""
+    settings.ELEVENLABS_API_KEY = ""
+    settings.SIMULATION_MODE = True
+    return settings

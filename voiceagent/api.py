@@ -1,0 +1,44 @@
+"""API-wide error shape: every failure is JSON with a 4xx/5xx status, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from sessions.services import ConversationAlreadyClaimed, InvalidTransition, SessionError
+
+logger = logging.getLogger("voiceagent.api")
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, InvalidTransition):
+        return Response(
+            {"detail": str(exc), "code": exc.code, "status": exc.current_status},
+            status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, ConversationAlreadyClaimed):
+        return Response(
+            {"detail": str(exc), "code": exc.code, "conversation_id": exc.conversation_id},
+            status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, SessionError):
+        return Response({"detail": str(exc), "code": exc.code}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, RequestDataTooBig):
+        return Response({"detail": "Request body too large."}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    response = drf_exception_handler(exc, context)
+    if response is None and not isinstance(exc, (Http404, PermissionDenied)):
+        # Anything unexpected: log it (redacted, with the traceback) and answer a clean 500.
+        logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
+        return Response(
+            {"detail": "Internal error; it has been logged.", "code": "internal_error"},
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    return response
+
+
+__all__ = ["exception_handler", "exceptions"]

@@ -1,0 +1,284 @@
+"""Settings for voiceagent, read from the environment (see .env.example).
+
+Values come from the process environment first, then `.env.local`, then `.env`
+(the first place that sets a variable wins). Tests set VOICEAGENT_READ_DOTENV=0
+so that a developer's `.env` never changes what the suite sees.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.utils.csp import CSP
+
+from voiceagent.config import (
+    ConfigurationError,
+    env_bool,
+    env_choice,
+    env_database,
+    env_float,
+    env_int,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if os.environ.get("VOICEAGENT_READ_DOTENV", "1") != "0":
+    for name in (".env.local", ".env"):
+        if (BASE_DIR / name).is_file():
+            env.read_env(BASE_DIR / name, overwrite=False)
+
+DEBUG = env_bool(env, "DEBUG", default=False)
+
+_DEV_SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY if DEBUG else "")
+if not SECRET_KEY:
+    raise ConfigurationError("SECRET_KEY is not set; it is required when DEBUG is off.")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",  # makes `runserver` serve ASGI (HTTP and the simulator's WebSocket)
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_htmx",
+    "channels",
+    "sessions.apps.VoiceSessionsConfig",
+    "elevenlabs.apps.ElevenLabsConfig",
+    "playground.apps.PlaygroundConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "voiceagent.urls"
+WSGI_APPLICATION = "voiceagent.wsgi.application"
+ASGI_APPLICATION = "voiceagent.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "voiceagent" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+DATABASES = {
+    "default": env_database(env, "DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several worker processes share one file: WAL lets readers run beside the
+    # writer, IMMEDIATE takes the write lock up front so read-then-write
+    # transactions wait (up to `timeout` seconds) instead of failing at once.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (throttles) ------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    # Per process: throttles are then per worker. Set REDIS_URL to share them.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Auth, i18n, static -------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "playground" / "assets"] if (BASE_DIR / "playground" / "assets").is_dir() else []
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
+MEDIA_URL = "media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# --- Security (production profile when DEBUG is off) --------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env_bool(env, "SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int(env, "SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool(env, "SECURE_HSTS_PRELOAD", default=False)
+    # Health checks come from the load balancer over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/healthz$"]
+    if env_bool(env, "BEHIND_TLS_PROXY", default=False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# Strict CSP: scripts and styles from our own origin or with this response's nonce.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF, "ws:", "wss:"],
+    "media-src": [CSP.SELF, "blob:"],
+    "worker-src": [CSP.SELF, "blob:"],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "object-src": [CSP.NONE],
+}
+
+# --- REST framework and OpenAPI ----------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "voiceagent.api.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "client_logs": env.str("CLIENT_LOG_THROTTLE", default="120/min"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "voiceagent API",
+    "DESCRIPTION": "System of record for voice-agent sessions on ElevenLabs Agents.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- ElevenLabs ------------------------------------------------------------------------------
+ELEVENLABS_API_KEY = env.str("ELEVENLABS_API_KEY", default="").strip()
+ELEVENLABS_SUPPORT_AGENT_ID = env.str("ELEVENLABS_SUPPORT_AGENT_ID", default="").strip()
+ELEVENLABS_SALES_AGENT_ID = env.str("ELEVENLABS_SALES_AGENT_ID", default="").strip()
+ELEVENLABS_WEBHOOK_SECRET = env.str("ELEVENLABS_WEBHOOK_SECRET", default="").strip()
+ELEVENLABS_BASE_URL = env_url(env, "ELEVENLABS_BASE_URL", default="https://api.elevenlabs.io")
+ELEVENLABS_CONNECT_TIMEOUT = env_float(env, "ELEVENLABS_CONNECT_TIMEOUT", default=3.05, minimum=0.1)
+ELEVENLABS_READ_TIMEOUT = env_float(env, "ELEVENLABS_READ_TIMEOUT", default=8.0, minimum=0.1)
+ELEVENLABS_MAX_ATTEMPTS = env_int(env, "ELEVENLABS_MAX_ATTEMPTS", default=4, minimum=1)
+ELEVENLABS_RETRY_BUDGET_SECONDS = env_float(env, "ELEVENLABS_RETRY_BUDGET_SECONDS", default=10.0, minimum=0.0)
+ELEVENLABS_CONNECTION_TYPE = env_choice(
+    env, "ELEVENLABS_CONNECTION_TYPE", default="webrtc", choices={"webrtc", "websocket"}
+)
+ELEVENLABS_OUTBOUND_PROVIDER = env_choice(
+    env, "ELEVENLABS_OUTBOUND_PROVIDER", default="twilio", choices={"twilio", "sip_trunk"}
+)
+ELEVENLABS_PHONE_NUMBER_ID = env.str("ELEVENLABS_PHONE_NUMBER_ID", default="").strip()
+# Sessions stuck in connecting/active longer than this are ended with reason "timeout".
+SESSION_STALE_SECONDS = env_int(env, "SESSION_STALE_SECONDS", default=900, minimum=60)
+# With no API key, the simulated agent stands in for ElevenLabs.
+SIMULATION_MODE = not ELEVENLABS_API_KEY
+
+# --- Channels (the simulated agent's WebSocket) ------------------------------------------
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_DIR = Path(env.str("LOG_DIR", default=str(BASE_DIR / "logs")))
+LOG_LEVEL = env_choice(
+    env, "LOG_LEVEL", default="info", choices={"debug", "info", "warning", "error", "critical"}
+).upper()
+LOG_MAX_BYTES = env_int(env, "LOG_MAX_BYTES", default=10 * 1024 * 1024, minimum=1024)
+LOG_BACKUP_COUNT = env_int(env, "LOG_BACKUP_COUNT", default=5, minimum=1)
+LOG_FILE = LOG_DIR / "elevenlabs.log"
+CLIENT_LOG_MAX_BYTES = env_int(env, "CLIENT_LOG_MAX_BYTES", default=8 * 1024, minimum=256)
+
+try:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+except OSError as exc:
+    raise ConfigurationError(f"LOG_DIR={str(LOG_DIR)!r} cannot be created: {exc.strerror}.") from None
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "redact": {"()": "voiceagent.logging.RedactSecretsFilter"},
+        "session": {"()": "voiceagent.logging.SessionContextFilter"},
+    },
+    "formatters": {
+        "line": {
+            "()": "voiceagent.logging.OneLineFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s session=%(session_id)s %(message)s",
+        },
+    },
+    "handlers": {
+        "file": {
+            "class": "concurrent_log_handler.ConcurrentRotatingFileHandler",
+            "filename": str(LOG_FILE),
+            "maxBytes": LOG_MAX_BYTES,
+            "backupCount": LOG_BACKUP_COUNT,
+            "encoding": "utf-8",
+            "filters": ["session", "redact"],
+            "formatter": "line",
+        },
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["session", "redact"],
+            "formatter": "line",
+        },
+    },
+    "root": {"handlers": ["file", "console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+    },
+}
