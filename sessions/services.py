@@ -208,3 +208,62 @@ def session_record_event(*, session: VoiceSession, kind: str, payload: dict | No
     with session_context(session.pk):
         logger.info("session event %s %s", kind, payload or {})
     return event
+
+
+def session_store_post_call(
+    *,
+    session: VoiceSession,
+    conversation: dict[str, Any],
+    source: str,
+    end_reason: str = EndReason.WEBHOOK,
+) -> VoiceSession:
+    """Store ElevenLabs' conversation details (webhook ``data`` or GET conversation) on the session.
+
+    Fills transcript, analysis and metadata; ends the session if it is still open.
+    Storing the same conversation again overwrites the post-call fields with the
+    newer copy and writes no second transition.
+    """
+    metadata = conversation.get("metadata") or {}
+    analysis = conversation.get("analysis") or {}
+    with transaction.atomic():
+        locked = _lock(session)
+        locked.transcript = conversation.get("transcript") or []
+        locked.analysis = analysis
+        locked.call_metadata = metadata
+        locked.call_successful = (analysis.get("call_successful") or "")[:16]
+        locked.transcript_summary = analysis.get("transcript_summary") or ""
+        duration = metadata.get("call_duration_secs")
+        locked.call_duration_secs = int(duration) if isinstance(duration, (int, float)) and duration >= 0 else None
+        locked.termination_reason = (metadata.get("termination_reason") or "")[:255]
+        first_time = locked.post_call_received_at is None
+        locked.post_call_received_at = timezone.now()
+        locked.save(
+            update_fields=[
+                "transcript",
+                "analysis",
+                "call_metadata",
+                "call_successful",
+                "transcript_summary",
+                "call_duration_secs",
+                "termination_reason",
+                "post_call_received_at",
+                "updated_at",
+            ]
+        )
+        if first_time:
+            SessionEvent.objects.create(
+                session=locked,
+                kind="post_call",
+                payload={"source": source, "call_successful": locked.call_successful,
+                         "turns": len(locked.transcript)},
+            )
+        if not locked.is_terminal:
+            locked = _move(
+                locked,
+                Status.ENDED,
+                kind="ended",
+                payload={"reason": end_reason, "source": source},
+                end_reason=end_reason,
+                ended_at=timezone.now(),
+            )
+    return locked
