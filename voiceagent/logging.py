@@ -3,8 +3,10 @@
 - :class:`SessionContextFilter` stamps every record with the voice session it
   belongs to (``session=-`` when none), taken from a context variable that the
   session services and views set with :func:`session_context`.
-- :class:`RedactSecretsFilter` rewrites the final message so that no secret
-  leaves the process, whatever logger it came through.
+- :class:`RedactSecretsFilter` rewrites the final message (and traceback) so that
+  no secret leaves the process, whatever logger it came through: it sits on the
+  handlers, not on loggers, because third-party loggers (urllib3, requests,
+  django.request) propagate to the root handlers without passing our loggers.
 - :class:`OneLineFormatter` keeps one event per line: newlines and other
   control characters are escaped, so client text cannot forge log lines.
 """
@@ -16,38 +18,58 @@ import contextvars
 import logging
 import re
 from collections.abc import Iterator
+from urllib.parse import quote, quote_plus
 
 _session_id: contextvars.ContextVar[str] = contextvars.ContextVar("voice_session_id", default="-")
 
 REDACTED = "[REDACTED]"
 
-# Secrets that have a recognisable shape wherever they appear.
-_PATTERNS = [
+# Header and field names whose value is a credential. Separators vary with where
+# the text came from: "xi-api-key" (HTTP), "HTTP_XI_API_KEY" (Django META),
+# "xiApiKey" is not used by anyone, so hyphen/underscore is enough.
+_HEADER_NAMES = r"xi[-_]api[-_]key|authorization|elevenlabs[-_]signature|x[-_]api[-_]key|cookie"
+_FIELD_NAMES = (
+    r"conversation_?token|conversationToken|token|signed_?url|signedUrl|api_?key|apiKey"
+    r"|secret|password|passwd|conversation_signature|signature"
+)
+
+# Secrets that have a recognisable shape wherever they appear. Order matters:
+# specific shapes first, so that a later broad pattern sees "[REDACTED]" only.
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # signed WebSocket URLs: keep the URL readable, drop the signature
     (re.compile(r"(conversation_signature=)[^&\s\"'<>]+", re.I), r"\1" + REDACTED),
     # our own simulator's signed URLs
-    (re.compile(r"((?:[?&])sig(?:nature)?=)[^&\s\"'<>]+", re.I), r"\1" + REDACTED),
+    (re.compile(r"([?&]sig(?:nature)?=)[^&\s\"'<>]+", re.I), r"\1" + REDACTED),
+    # the webhook signature header's HMAC ("t=…,v0=<hex>")
+    (re.compile(r"(\bv0=)[0-9a-f]+", re.I), r"\1" + REDACTED),
     # headers, as "Name: value", "'name': 'value'" or "name=value"
     (
         re.compile(
-            r"((?:xi-api-key|authorization|elevenlabs-signature|x-api-key|cookie)[\"']?\s*[:=]\s*[\"']?)"
-            r"(?:(?:bearer|token|basic)\s+)?[^\s\"',}]+",
+            rf"((?:{_HEADER_NAMES})[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|token|basic)\s+)?[^\s\"',}}]+",
             re.I,
         ),
         r"\1" + REDACTED,
     ),
-    # credentials in JSON bodies or query strings
+    # credentials in JSON bodies, reprs or query strings
     (
-        re.compile(
-            r"((?:conversation_token|conversationToken|token|signed_url|signedUrl|api_key|apiKey|secret|password)"
-            r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',}&]+",
-            re.I,
-        ),
+        re.compile(rf"((?:{_FIELD_NAMES})[\"']?\s*[:=]\s*[\"']?)[^\s\"',}}&]+", re.I),
         r"\1" + REDACTED,
     ),
+    # a bare bearer credential, e.g. in an exception message
+    (re.compile(r"(\bbearer\s+)[A-Za-z0-9._~+/=-]+", re.I), r"\1" + REDACTED),
+    # JSON Web Tokens (the WebRTC conversation token is a LiveKit JWT) wherever they appear
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
 ]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+# C0 controls, DEL, C1 controls (NEL U+0085 is a line break for str.splitlines
+# and some log viewers) and the Unicode line/paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+# Settings whose values are secrets; they are replaced literally wherever they appear.
+SECRET_SETTINGS = ("ELEVENLABS_API_KEY", "ELEVENLABS_WEBHOOK_SECRET", "SECRET_KEY")
+# A very short "secret" would redact ordinary words; real ones are far longer.
+_MIN_SECRET_LENGTH = 6
 
 
 def current_session_id() -> str:
@@ -65,17 +87,26 @@ def session_context(session_id: object) -> Iterator[None]:
 
 
 def _configured_secrets() -> list[str]:
-    from django.conf import settings
+    try:
+        from django.conf import settings
 
-    values = []
-    for name in ("ELEVENLABS_API_KEY", "ELEVENLABS_WEBHOOK_SECRET", "SECRET_KEY"):
-        value = getattr(settings, name, "") or ""
-        if len(value) >= 6:  # a very short "secret" would redact ordinary words
-            values.append(value)
-    return values
+        values = [str(getattr(settings, name, "") or "") for name in SECRET_SETTINGS]
+    except Exception:  # settings not configured (yet): nothing to replace literally
+        return []
+    secrets: list[str] = []
+    for value in values:
+        if len(value) < _MIN_SECRET_LENGTH:
+            continue
+        # The same secret may show up percent-encoded (in a URL) as well as raw.
+        for form in (value, quote(value, safe=""), quote_plus(value)):
+            if form not in secrets:
+                secrets.append(form)
+    # Longest first, so a secret containing another is replaced whole.
+    return sorted(secrets, key=len, reverse=True)
 
 
 def redact(text: str) -> str:
+    """Remove configured secrets and credential-shaped values from ``text``."""
     for secret in _configured_secrets():
         text = text.replace(secret, REDACTED)
     for pattern, replacement in _PATTERNS:
@@ -91,7 +122,13 @@ class SessionContextFilter(logging.Filter):
 
 
 class RedactSecretsFilter(logging.Filter):
-    """Redact the rendered message (and traceback) of every record it sees."""
+    """Redact the rendered message, traceback and stack of every record it sees.
+
+    The message is rendered here (``msg % args``) so that secrets passed as
+    arguments are caught too; ``args`` is then cleared so no later formatter
+    re-renders the original values. Running twice on one record (two handlers)
+    is harmless: redacting redacted text changes nothing.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -104,9 +141,14 @@ class RedactSecretsFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
-        record.exc_info = None  # the redacted exc_text is what gets written
+        # The redacted exc_text is what gets written; a formatter given exc_info
+        # would render the raw traceback again.
+        record.exc_info = None
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
+        session_id = getattr(record, "session_id", None)
+        if isinstance(session_id, str):
+            record.session_id = redact(session_id)
         return True
 
 
@@ -115,12 +157,13 @@ def escape_control(text: str) -> str:
 
     def _escape(match: re.Match[str]) -> str:
         char = match.group()
-        named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-        return named.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 256 else f"\\u{ord(char):04x}")
+        return _NAMED_ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 256 else f"\\u{ord(char):04x}")
 
     return _CONTROL.sub(_escape, text)
 
 
 class OneLineFormatter(logging.Formatter):
+    """Format as usual, then escape, so message, traceback and extras share one line."""
+
     def format(self, record: logging.LogRecord) -> str:
         return escape_control(super().format(record))

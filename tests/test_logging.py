@@ -1,0 +1,160 @@
+"""The log file: one event per line, session id when known, and no secret ever written."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+
+from voiceagent.logging import REDACTED, RedactSecretsFilter, session_context
+
+LINE_START = re.compile(
+    r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+ session=\S+ "
+)
+
+SIGNATURE = "sigAbC123def456ghi789"
+CONVERSATION_TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ2aWRlbyI6eyJyb29tIjoiY29udl8xIn19.c2lnbmF0dXJlX2hlcmU"
+BEARER = "drf-token-5f1c0e9a8b7d6c5e4f3a2b1c"
+HEADER_KEY = "sk_header_key_9f8e7d6c5b4a"
+
+
+def file_text() -> str:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    return settings.LOG_FILE.read_text(encoding="utf-8")
+
+
+def lines_with(marker: str) -> list[str]:
+    return [line for line in file_text().splitlines() if marker in line]
+
+
+@pytest.fixture
+def marker() -> str:
+    return f"mark-{uuid.uuid4().hex}"
+
+
+def assert_clean(text: str, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in text
+
+
+def test_the_root_file_and_console_handlers_carry_the_redaction_filter():
+    handlers = {type(h).__name__: h for h in logging.getLogger().handlers}
+    assert "ConcurrentRotatingFileHandler" in handlers
+    for handler in logging.getLogger().handlers:
+        if type(handler).__name__ in {"ConcurrentRotatingFileHandler", "StreamHandler"}:
+            assert any(isinstance(f, RedactSecretsFilter) for f in handler.filters), handler
+
+
+def test_each_line_has_time_level_logger_and_session(marker):
+    logging.getLogger("voiceagent.sessions").warning("plain event %s", marker)
+
+    [line] = lines_with(marker)
+    assert LINE_START.match(line), line
+    assert " WARNING voiceagent.sessions session=- " in line
+
+
+def test_the_session_id_appears_when_set(marker):
+    session_id = uuid.uuid4()
+    with session_context(session_id):
+        logging.getLogger("voiceagent.sessions").info("inside %s", marker)
+    logging.getLogger("voiceagent.sessions").info("outside %s", marker)
+
+    inside, outside = lines_with(marker)
+    assert f"session={session_id} " in inside
+    assert "session=- " in outside
+
+
+def test_the_api_key_in_the_message_is_not_written(marker):
+    key = settings.ELEVENLABS_API_KEY
+    assert len(key) > 10
+    logging.getLogger("voiceagent.api").warning(f"{marker} calling ElevenLabs with {key}")
+
+    [line] = lines_with(marker)
+    assert_clean(file_text(), key)
+    assert REDACTED in line
+
+
+def test_the_webhook_secret_in_the_arguments_is_not_written(marker):
+    secret = settings.ELEVENLABS_WEBHOOK_SECRET
+    logging.getLogger("elevenlabs.webhooks").error("%s verifying with %r", marker, {"secret_value": secret})
+
+    [line] = lines_with(marker)
+    assert_clean(file_text(), secret)
+    assert REDACTED in line
+
+
+def test_a_percent_encoded_secret_is_not_written(settings, marker):
+    settings.ELEVENLABS_WEBHOOK_SECRET = "wsec/with+odd=chars&more"
+    logging.getLogger("voiceagent").warning("%s url ?q=%s", marker, quote(settings.ELEVENLABS_WEBHOOK_SECRET, safe=""))
+
+    [line] = lines_with(marker)
+    assert "wsec%2Fwith%2Bodd%3Dchars%26more" not in line
+    assert REDACTED in line
+
+
+def test_a_signed_url_through_a_third_party_logger_loses_its_signature(marker):
+    url = f"/v1/convai/conversation?agent_id=agent_1&conversation_signature={SIGNATURE}&source=js_sdk"
+    logging.getLogger("urllib3.connectionpool").warning('%s "GET %s HTTP/1.1" 200 31', marker, url)
+
+    [line] = lines_with(marker)
+    assert_clean(file_text(), SIGNATURE)
+    assert "agent_id=agent_1&conversation_signature=[REDACTED]&source=js_sdk" in line
+    assert " urllib3.connectionpool " in line
+
+
+def test_headers_in_a_repr_are_not_written(marker):
+    headers = {"xi-api-key": HEADER_KEY, "Authorization": f"Bearer {BEARER}", "Accept": "application/json"}
+    logging.getLogger("requests").warning("%s sending headers %s", marker, headers)
+    logging.getLogger("django.request").warning(
+        "%s META %s", marker, {"HTTP_AUTHORIZATION": f"Token {BEARER}", "HTTP_XI_API_KEY": HEADER_KEY}
+    )
+
+    found = lines_with(marker)
+    assert len(found) == 2
+    assert_clean(file_text(), HEADER_KEY, BEARER)
+    assert "application/json" in found[0]  # harmless values stay readable
+
+
+def test_a_conversation_token_in_a_traceback_is_not_written(marker):
+    try:
+        key = settings.ELEVENLABS_API_KEY
+        raise ValueError(f"ElevenLabs answered {{'token': '{CONVERSATION_TOKEN}'}} with key {key}")
+    except ValueError:
+        logging.getLogger("elevenlabs.client").exception("%s minting failed", marker)
+
+    [line] = lines_with(marker)
+    assert_clean(file_text(), CONVERSATION_TOKEN, settings.ELEVENLABS_API_KEY)
+    # The traceback is kept, redacted and on the same line.
+    assert "Traceback (most recent call last):\\n" in line
+    assert "ValueError: ElevenLabs answered" in line
+
+
+def test_a_bare_jwt_is_not_written(marker):
+    logging.getLogger("livekit").warning("%s joined with %s", marker, CONVERSATION_TOKEN)
+
+    assert_clean(file_text(), CONVERSATION_TOKEN)
+
+
+@pytest.mark.parametrize("breaker", ["\n", "\r\n", "\r", "\u2028", "\u0085", "\x0b", "\x1c"])
+def test_control_characters_cannot_forge_a_line(marker, breaker):
+    forged = f"2026-01-01 00:00:00,000 ERROR voiceagent.sessions session=- forged-{marker}"
+    logging.getLogger("voiceagent.client").warning("%s real%s%s", marker, breaker, forged)
+
+    text = file_text()
+    # Only one physical line mentions the marker, and no line starts with the forged entry.
+    assert len([line for line in text.split("\n") if marker in line]) == 1
+    assert len(lines_with(marker)) == 1
+    assert not any(line.startswith("2026-01-01 00:00:00,000 ERROR") for line in text.splitlines())
+    assert breaker not in text.split("\n")[-2]
+
+
+def test_a_malformed_format_string_is_still_written_and_redacted(marker):
+    logging.getLogger("voiceagent").warning("%s %d broken " + settings.ELEVENLABS_API_KEY, marker, "not-a-number")
+
+    [line] = lines_with(marker)
+    assert_clean(line, settings.ELEVENLABS_API_KEY)
