@@ -78,6 +78,14 @@ class SimulatedConversation(models.Model):
     connected_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     text_only = models.BooleanField(default=False)
+    http_base = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Our own server's base URL: the post-call webhook goes to its /elevenlabs/webhook.",
+    )
+    client_data = models.JSONField(
+        default=dict, blank=True, help_text="The client's conversation_initiation_client_data (overrides, variables)."
+    )
     transcript = models.JSONField(default=list, blank=True)
     termination_reason = models.CharField(max_length=255, blank=True)
     webhook_sent_at = models.DateTimeField(null=True, blank=True)
