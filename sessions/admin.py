@@ -48,13 +48,44 @@ class VoiceSessionAdmin(admin.ModelAdmin):
     inlines = [SessionEventInline]
     actions = ["end_selected"]
     fieldsets = [
-        (None, {"fields": ["id", "status", "simulation", "customer_id", "agent_type", "agent_id", "direction",
-                           "locale", "connection_type", "conversation_id", "phone_number", "created_by"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "status",
+                    "simulation",
+                    "customer_id",
+                    "agent_type",
+                    "agent_id",
+                    "direction",
+                    "locale",
+                    "connection_type",
+                    "conversation_id",
+                    "phone_number",
+                    "created_by",
+                ]
+            },
+        ),
         ("Times", {"fields": ["created_at", "started_at", "ended_at", "updated_at", "end_reason"]}),
         ("Failure", {"fields": ["failure_code", "failure_message", "upstream_status"]}),
-        ("Post-call", {"fields": ["post_call_received_at", "call_successful", "transcript_summary",
-                                  "call_duration_secs", "termination_reason", "transcript_readable",
-                                  "analysis_readable", "call_metadata_readable", "audio", "dynamic_variables"]}),
+        (
+            "Post-call",
+            {
+                "fields": [
+                    "post_call_received_at",
+                    "call_successful",
+                    "transcript_summary",
+                    "call_duration_secs",
+                    "termination_reason",
+                    "transcript_readable",
+                    "analysis_readable",
+                    "call_metadata_readable",
+                    "audio",
+                    "dynamic_variables",
+                ]
+            },
+        ),
     ]
 
     def get_readonly_fields(self, request, obj=None):

@@ -40,6 +40,7 @@ class EndReason(models.TextChoices):
     WEBHOOK = "webhook", "Post-call webhook"
     OPERATOR = "operator", "Ended by an operator"
     ERROR = "error", "Connection error"
+    UPSTREAM = "upstream", "Ended at ElevenLabs (found by the reconciler)"
 
 
 class ConnectionType(models.TextChoices):
@@ -63,6 +64,9 @@ class VoiceSession(models.Model):
     )
     phone_number = models.CharField(max_length=32, blank=True, help_text="Number dialled for outbound calls.")
     dynamic_variables = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(
+        max_length=128, null=True, blank=True, help_text="Client-chosen key: a retried start never starts twice."
+    )
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="voice_sessions"
@@ -93,6 +97,9 @@ class VoiceSession(models.Model):
         indexes = [
             models.Index(fields=["status", "updated_at"], name="session_status_updated"),
             models.Index(fields=["created_by", "-created_at"], name="session_owner_created"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["created_by", "idempotency_key"], name="session_idempotency_key"),
         ]
 
     def __str__(self) -> str:

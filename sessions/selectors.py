@@ -27,3 +27,24 @@ class SessionFilter(django_filters.FilterSet):
     class Meta:
         model = VoiceSession
         fields = ["customer_id", "status", "agent_type", "simulation", "created_after", "created_before"]
+
+
+def sessions_missing_post_call(*, ended_before, quiet_before):
+    """Sessions with a conversation but no post-call data: ended a while ago, or active and quiet."""
+    from django.db.models import Q
+
+    return (
+        VoiceSession.objects.filter(post_call_received_at__isnull=True, conversation_id__isnull=False)
+        .filter(
+            Q(status=Status.ENDED, ended_at__lt=ended_before) | Q(status=Status.ACTIVE, started_at__lt=quiet_before)
+        )
+        .order_by("created_at")
+    )
+
+
+def sessions_possibly_stale(*, cutoff):
+    from django.db.models import Q
+
+    return VoiceSession.objects.filter(
+        Q(status=Status.CONNECTING, updated_at__lt=cutoff) | Q(status=Status.ACTIVE, started_at__lt=cutoff)
+    ).order_by("created_at")

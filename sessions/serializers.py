@@ -96,3 +96,85 @@ class SessionDetailOutput(SessionOutput):
 
     def get_has_audio(self, session: VoiceSession) -> bool:
         return bool(session.audio)
+
+
+CLIENT_EVENT_TYPES = ["connected", "status", "mode", "disconnect", "error", "message"]
+
+
+class SessionEventInput(serializers.Serializer):
+    """What the browser client reports. Fields beyond `type` depend on the type."""
+
+    type = choice_field([(t, t) for t in CLIENT_EVENT_TYPES], name="event type")
+    conversation_id = serializers.RegexField(
+        r"^[A-Za-z0-9_\-:.]{1,128}$",
+        required=False,
+        error_messages={"invalid": "Use the conversation id ElevenLabs reported (letters, digits, _ - : .)."},
+    )
+    status = choice_field(
+        [(s, s) for s in ("connecting", "connected", "disconnecting", "disconnected")], name="status", required=False
+    )
+    mode = choice_field([(m, m) for m in ("speaking", "listening")], name="mode", required=False)
+    reason = choice_field([(r, r) for r in ("user", "agent", "error")], name="reason", required=False)
+    close_code = serializers.IntegerField(min_value=1000, max_value=4999, required=False)
+    role = choice_field([(r, r) for r in ("user", "agent")], name="role", required=False)
+    message = serializers.CharField(max_length=4000, required=False, allow_blank=True)
+    code = serializers.CharField(max_length=64, required=False, allow_blank=True)
+
+    REQUIRED = {
+        "connected": ["conversation_id"],
+        "status": ["status"],
+        "mode": ["mode"],
+        "disconnect": ["reason"],
+        "error": ["message"],
+        "message": ["role", "message"],
+    }
+
+    def validate(self, attrs: dict) -> dict:
+        missing = [name for name in self.REQUIRED[attrs["type"]] if name not in attrs]
+        if missing:
+            raise serializers.ValidationError({name: f"Required for a {attrs['type']} event." for name in missing})
+        return attrs
+
+
+class StartSessionInput(serializers.Serializer):
+    """`POST /api/voice/sessions`, camelCase as the prototype's clients send it."""
+
+    agentType = choice_field(AgentType.choices, name="agentType")  # noqa: N815
+    customerId = serializers.CharField(max_length=128, validators=[validate_customer_id])  # noqa: N815
+    locale = serializers.CharField(max_length=35, default="en-US")
+    direction = choice_field(Direction.choices, name="direction", default=Direction.INBOUND)
+    dynamicVariables = serializers.JSONField(  # noqa: N815
+        required=False, default=dict, validators=[validate_dynamic_variables]
+    )
+    textOnly = StrictBooleanField(default=False)  # noqa: N815
+    simulation = StrictBooleanField(default=False)
+    phoneNumber = serializers.CharField(  # noqa: N815
+        max_length=16, required=False, default="", validators=[validate_phone_number]
+    )
+
+    def validate_locale(self, value: str) -> str:
+        return normalize_locale(value)
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["direction"] == Direction.OUTBOUND and not attrs["phoneNumber"]:
+            raise serializers.ValidationError({"phoneNumber": "Required for an outbound call."})
+        return attrs
+
+
+class ElevenLabsActionInput(serializers.Serializer):
+    """`POST /api/elevenlabs`, the prototype's wrapper around starting and ending conversations."""
+
+    action = choice_field([(a, a) for a in ("start_conversation", "end_conversation")], name="action")
+    agentType = choice_field(AgentType.choices, name="agentType", required=False)  # noqa: N815
+    sessionId = serializers.UUIDField(required=False)  # noqa: N815
+    customerId = serializers.CharField(  # noqa: N815
+        max_length=128, required=False, validators=[validate_customer_id]
+    )
+    textOnly = StrictBooleanField(default=False)  # noqa: N815
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["action"] == "end_conversation" and "sessionId" not in attrs:
+            raise serializers.ValidationError({"sessionId": "Required to end a conversation."})
+        if attrs["action"] == "start_conversation" and "sessionId" not in attrs and "agentType" not in attrs:
+            raise serializers.ValidationError({"agentType": "Required to start a conversation without a sessionId."})
+        return attrs

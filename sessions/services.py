@@ -15,7 +15,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from sessions.models import EndReason, SessionEvent, Status, VoiceSession
+from django.conf import settings
+
+from sessions.models import ConnectionType, Direction, EndReason, SessionEvent, Status, VoiceSession
 from voiceagent.logging import session_context
 
 logger = logging.getLogger("voiceagent.sessions")
@@ -51,6 +53,21 @@ class ConversationAlreadyClaimed(SessionError):
     def __init__(self, conversation_id: str):
         self.conversation_id = conversation_id
         super().__init__(f"Conversation {conversation_id} already belongs to another session.")
+
+
+class StartFailed(SessionError):
+    """ElevenLabs refused or failed while starting; the session has been marked failed."""
+
+    code = "upstream_error"
+
+    def __init__(self, session: VoiceSession, error: Exception):
+        self.session = session
+        self.error = error
+        super().__init__(str(error))
+
+
+class OutboundUnavailable(SessionError):
+    code = "outbound_unavailable"
 
 
 def _lock(session: VoiceSession | str) -> VoiceSession:
@@ -92,6 +109,7 @@ def session_create(
     simulation: bool = False,
     dynamic_variables: dict[str, Any] | None = None,
     phone_number: str = "",
+    idempotency_key: str | None = None,
 ) -> VoiceSession:
     with transaction.atomic():
         session = VoiceSession.objects.create(
@@ -103,6 +121,7 @@ def session_create(
             simulation=simulation,
             dynamic_variables=dynamic_variables or {},
             phone_number=phone_number,
+            idempotency_key=idempotency_key or None,
         )
         SessionEvent.objects.create(
             session=session,
@@ -141,9 +160,7 @@ def session_activate(*, session: VoiceSession, conversation_id: str) -> VoiceSes
                 return locked
             if locked.conversation_id and locked.conversation_id != conversation_id:
                 raise ConversationAlreadyClaimed(locked.conversation_id)
-            claimed = (
-                VoiceSession.objects.filter(conversation_id=conversation_id).exclude(pk=locked.pk).exists()
-            )
+            claimed = VoiceSession.objects.filter(conversation_id=conversation_id).exclude(pk=locked.pk).exists()
             if claimed:
                 raise ConversationAlreadyClaimed(conversation_id)
             return _move(
@@ -158,9 +175,7 @@ def session_activate(*, session: VoiceSession, conversation_id: str) -> VoiceSes
         raise ConversationAlreadyClaimed(conversation_id) from None
 
 
-def session_end(
-    *, session: VoiceSession, reason: str = EndReason.USER, payload: dict | None = None
-) -> VoiceSession:
+def session_end(*, session: VoiceSession, reason: str = EndReason.USER, payload: dict | None = None) -> VoiceSession:
     """End the session. Ending a session that has already ended (or failed) returns it unchanged."""
     with transaction.atomic():
         locked = _lock(session)
@@ -254,8 +269,7 @@ def session_store_post_call(
             SessionEvent.objects.create(
                 session=locked,
                 kind="post_call",
-                payload={"source": source, "call_successful": locked.call_successful,
-                         "turns": len(locked.transcript)},
+                payload={"source": source, "call_successful": locked.call_successful, "turns": len(locked.transcript)},
             )
         if not locked.is_terminal:
             locked = _move(
@@ -267,3 +281,261 @@ def session_store_post_call(
                 ended_at=timezone.now(),
             )
     return locked
+
+
+# --- Starting a conversation ----------------------------------------------------------------
+
+
+def session_start(
+    *,
+    user,
+    customer_id: str,
+    agent_type: str,
+    ws_base: str,
+    http_base: str,
+    locale: str = "en-US",
+    direction: str = Direction.INBOUND,
+    dynamic_variables: dict[str, Any] | None = None,
+    text_only: bool = False,
+    simulation: bool = False,
+    phone_number: str = "",
+    idempotency_key: str | None = None,
+) -> tuple[VoiceSession, dict[str, Any], bool]:
+    """Create a session and start its conversation in one step.
+
+    Returns ``(session, elevenlabs_conversation, replayed)``. Configuration
+    problems raise before anything is stored. When ElevenLabs fails, the
+    session is kept, marked failed with the remote status and message, and
+    :class:`StartFailed` is raised. A repeated ``idempotency_key`` returns the
+    first request's session without starting (or dialling) again.
+    """
+    from elevenlabs.credentials import agent_id_for
+
+    simulation = simulation or settings.SIMULATION_MODE
+    agent_id = agent_id_for(agent_type, simulation=simulation)
+    outbound_call = direction == Direction.OUTBOUND and bool(phone_number)
+    if outbound_call:
+        _check_outbound_possible(simulation=simulation)
+
+    if idempotency_key:
+        replay = _replay(user, idempotency_key)
+        if replay is not None:
+            return replay
+    try:
+        session = session_create(
+            user=user,
+            customer_id=customer_id,
+            agent_type=agent_type,
+            direction=direction,
+            locale=locale,
+            simulation=simulation,
+            dynamic_variables=dynamic_variables,
+            phone_number=phone_number,
+            idempotency_key=idempotency_key,
+        )
+    except IntegrityError:  # the same key raced us: the other request owns the start
+        replay = _replay(user, idempotency_key)
+        if replay is None:
+            raise
+        return replay
+
+    if outbound_call:
+        return session_dial(session=session, agent_id=agent_id), _phone_conversation(session), False
+    credential = session_connect(
+        session=session, agent_id=agent_id, text_only=text_only, ws_base=ws_base, http_base=http_base
+    )
+    return session, credential.as_response(), False
+
+
+def session_connect(
+    *, session: VoiceSession, agent_id: str | None = None, text_only: bool, ws_base: str, http_base: str
+):
+    """Mint a browser credential for a created session and move it to connecting (or failed)."""
+    from elevenlabs.credentials import agent_id_for, credential_mint, resolve_connection_type
+
+    if session.status != Status.CREATED:
+        raise InvalidTransition(session, Status.CONNECTING)
+    agent_id = agent_id or agent_id_for(session.agent_type, simulation=session.simulation)
+    connection_type = resolve_connection_type(text_only=text_only)
+    with session_context(session.pk):
+        try:
+            credential = credential_mint(
+                session=session,
+                agent_id=agent_id,
+                connection_type=connection_type,
+                text_only=text_only,
+                ws_base=ws_base,
+                http_base=http_base,
+            )
+        except Exception as exc:
+            _fail_from_upstream(session, exc)
+            raise StartFailed(session, exc) from exc
+    session_mark_connecting(
+        session=session,
+        agent_id=agent_id,
+        connection_type=credential.connection_type,
+        simulation=credential.simulation,
+        payload={"expires_at": credential.expires_at.isoformat(), "text_only": text_only},
+    )
+    session.refresh_from_db()
+    return credential
+
+
+def session_dial(*, session: VoiceSession, agent_id: str) -> VoiceSession:
+    """Start an outbound phone call through ElevenLabs (Twilio or SIP trunk, from settings)."""
+    from elevenlabs.client import get_client
+
+    with session_context(session.pk):
+        try:
+            result = get_client().outbound_call(
+                provider=settings.ELEVENLABS_OUTBOUND_PROVIDER,
+                agent_id=agent_id,
+                agent_phone_number_id=settings.ELEVENLABS_PHONE_NUMBER_ID,
+                to_number=session.phone_number,
+                conversation_initiation_client_data={
+                    "user_id": session.customer_id,
+                    "dynamic_variables": session.dynamic_variables,
+                },
+            )
+        except Exception as exc:
+            _fail_from_upstream(session, exc)
+            raise StartFailed(session, exc) from exc
+    call_id = result.get("callSid") or result.get("sip_call_id") or ""
+    session = session_mark_connecting(
+        session=session,
+        agent_id=agent_id,
+        connection_type=ConnectionType.PHONE,
+        simulation=False,
+        payload={
+            "provider": settings.ELEVENLABS_OUTBOUND_PROVIDER,
+            "call_id": call_id,
+            "message": result.get("message", ""),
+        },
+    )
+    conversation_id = result.get("conversation_id")
+    if conversation_id:
+        # ElevenLabs accepted and is dialling: the conversation exists from here on.
+        session = session_activate(session=session, conversation_id=conversation_id)
+    return session
+
+
+def _check_outbound_possible(*, simulation: bool) -> None:
+    if simulation:
+        raise OutboundUnavailable("Outbound phone calls are not simulated; set ELEVENLABS_API_KEY to place real calls.")
+    if not settings.ELEVENLABS_PHONE_NUMBER_ID:
+        raise OutboundUnavailable(
+            "Outbound calls need ELEVENLABS_PHONE_NUMBER_ID, the id of the agent's phone number in ElevenLabs."
+        )
+
+
+def _phone_conversation(session: VoiceSession) -> dict[str, Any]:
+    return {
+        "connection_type": ConnectionType.PHONE.value,
+        "agent_id": session.agent_id,
+        "conversation_id": session.conversation_id,
+        "simulation": False,
+    }
+
+
+def _replay(user, key: str) -> tuple[VoiceSession, dict[str, Any], bool] | None:
+    owner = user if getattr(user, "is_authenticated", False) else None
+    session = VoiceSession.objects.filter(created_by=owner, idempotency_key=key).first()
+    if session is None:
+        return None
+    # Browser credentials are single-use and never stored, so a replay says what was started, without one.
+    conversation = {
+        "connection_type": session.connection_type,
+        "agent_id": session.agent_id,
+        "conversation_id": session.conversation_id,
+        "simulation": session.simulation,
+        "replayed": True,
+    }
+    return session, conversation, True
+
+
+def _fail_from_upstream(session: VoiceSession, exc: Exception) -> None:
+    from elevenlabs.client import ElevenLabsError
+
+    if isinstance(exc, ElevenLabsError):
+        session_fail(session=session, code=exc.code, message=exc.message, upstream_status=exc.status)
+    else:
+        logger.exception("starting session %s failed", session.pk)
+        session_fail(session=session, code="internal_error", message="Starting the conversation failed; see the log.")
+
+
+# --- What only the browser sees ---------------------------------------------------------------
+
+DISCONNECT_END_REASONS = {"user": EndReason.USER, "agent": EndReason.AGENT}
+
+
+def session_client_event(*, session: VoiceSession, event_type: str, data: dict[str, Any]) -> VoiceSession:
+    """Apply an event reported by the browser client: `connected` activates, `disconnect` ends or fails."""
+    if event_type == "connected":
+        session = session_activate(session=session, conversation_id=data["conversation_id"])
+        from elevenlabs.ingest import webhook_attach_pending
+
+        webhook_attach_pending(session=session)
+        session.refresh_from_db()
+        return session
+    session_record_event(session=session, kind=f"client.{event_type}", payload=data)
+    if event_type == "disconnect":
+        reason = data.get("reason")
+        if reason in DISCONNECT_END_REASONS:
+            return session_end(session=session, reason=DISCONNECT_END_REASONS[reason], payload=data)
+        close_code = data.get("close_code")
+        message = data.get("message") or f"The connection closed with code {close_code}."
+        if session.status == Status.ENDED:
+            return session
+        return session_fail(
+            session=session,
+            code=f"closed_{close_code}" if close_code else "disconnected",
+            message=message,
+            payload={"close_code": close_code},
+        )
+    return session
+
+
+# --- Reconciliation (run from cron, possibly on several machines at once) ------------------------
+
+FINISHED_CONVERSATION_STATUSES = {"done", "failed"}
+
+
+def session_expire_if_stale(*, session: VoiceSession, cutoff) -> bool:
+    """End a session stuck in connecting/active since before ``cutoff`` (reason timeout).
+
+    The staleness is checked again under the row lock, so a session that moved
+    on while the caller was looking is left alone. Returns whether it ended.
+    """
+    with transaction.atomic():
+        locked = _lock(session)
+        since = locked.started_at if locked.status == Status.ACTIVE else locked.updated_at
+        if locked.status not in (Status.CONNECTING, Status.ACTIVE) or since is None or since >= cutoff:
+            return False
+        _move(
+            locked,
+            Status.ENDED,
+            kind="ended",
+            payload={"reason": EndReason.TIMEOUT, "stuck_in": locked.status, "since": since.isoformat()},
+            end_reason=EndReason.TIMEOUT,
+            ended_at=timezone.now(),
+        )
+    return True
+
+
+def session_reconcile(*, session: VoiceSession, fetch_conversation) -> str:
+    """Fill in post-call data from ElevenLabs' conversation details when no webhook brought it.
+
+    ``fetch_conversation(conversation_id) -> dict`` is the real client or the
+    simulator. Returns what happened: "stored", "in_progress" (ElevenLabs is
+    still on it; try again later) or "already_stored". Safe to run twice at
+    once: storing is idempotent and the session ends once.
+    """
+    if session.post_call_received_at is not None:
+        return "already_stored"
+    conversation = fetch_conversation(session.conversation_id)
+    if conversation.get("status") not in FINISHED_CONVERSATION_STATUSES:
+        return "in_progress"
+    session_store_post_call(
+        session=session, conversation=conversation, source="reconciler", end_reason=EndReason.UPSTREAM
+    )
+    return "stored"

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,7 +14,15 @@ from rest_framework.views import APIView
 from sessions import services
 from sessions.models import VoiceSession
 from sessions.selectors import SessionFilter, sessions_visible_to
-from sessions.serializers import SessionCreateInput, SessionDetailOutput, SessionEndInput, SessionOutput
+from sessions.serializers import (
+    ElevenLabsActionInput,
+    SessionCreateInput,
+    SessionDetailOutput,
+    SessionEndInput,
+    SessionEventInput,
+    SessionOutput,
+    StartSessionInput,
+)
 
 
 def get_visible_session(request: Request, session_id) -> VoiceSession:
@@ -66,3 +75,88 @@ class SessionEndApi(APIView):
     @extend_schema(request=SessionEndInput, responses=SessionOutput)
     def post(self, request: Request, session_id) -> Response:
         return self.put(request, session_id)
+
+
+class SessionEventsApi(APIView):
+    """`POST /voice/sessions/{id}/events`: what only the browser sees (connected, mode, disconnect, errors)."""
+
+    @extend_schema(request=SessionEventInput, responses=SessionOutput)
+    def post(self, request: Request, session_id) -> Response:
+        session = get_visible_session(request, session_id)
+        data = SessionEventInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        event_type = fields.pop("type")
+        session = services.session_client_event(session=session, event_type=event_type, data=fields)
+        return Response(SessionOutput(session).data)
+
+
+# --- The prototype's /api/... contracts (camelCase input) ----------------------------------
+
+
+def _bases(request: Request) -> dict[str, str]:
+    """Where the browser reaches us: the simulated agent's URL and our webhook are built from it."""
+    http_base = request.build_absolute_uri("/").rstrip("/")
+    ws_base = ("wss://" if request.is_secure() else "ws://") + request.get_host()
+    return {"http_base": http_base, "ws_base": ws_base}
+
+
+class StartSessionApi(APIView):
+    """`POST /api/voice/sessions`: create a session and mint its credential in one round trip."""
+
+    @extend_schema(request=StartSessionInput, responses={201: dict})
+    def post(self, request: Request) -> Response:
+        data = StartSessionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        key = request.headers.get("Idempotency-Key", "").strip()[:128] or None
+        session, conversation, replayed = services.session_start(
+            user=request.user,
+            customer_id=fields["customerId"],
+            agent_type=fields["agentType"],
+            locale=fields["locale"],
+            direction=fields["direction"],
+            dynamic_variables=fields["dynamicVariables"],
+            text_only=fields["textOnly"],
+            simulation=fields["simulation"],
+            phone_number=fields["phoneNumber"],
+            idempotency_key=key,
+            **_bases(request),
+        )
+        body = {
+            "backend_session": SessionOutput(session).data,
+            "elevenlabs_conversation": conversation,
+            "agent_type": session.agent_type,
+        }
+        return Response(body, status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED)
+
+
+class ElevenLabsActionApi(APIView):
+    """`POST /api/elevenlabs`: start_conversation (a credential) or end_conversation."""
+
+    @extend_schema(request=ElevenLabsActionInput, responses=dict)
+    def post(self, request: Request) -> Response:
+        data = ElevenLabsActionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        if fields["action"] == "end_conversation":
+            session = get_visible_session(request, fields["sessionId"])
+            session = services.session_end(session=session)
+            return Response({"success": True, "sessionId": str(session.pk), "status": session.status})
+
+        if "sessionId" in fields:
+            session = get_visible_session(request, fields["sessionId"])
+            if "agentType" in fields and fields["agentType"] != session.agent_type:
+                raise ValidationError({"agentType": f"The session is a {session.agent_type} session."})
+            credential = services.session_connect(
+                session=session, text_only=fields["textOnly"], **_bases(request)
+            ).as_response()
+        else:
+            session, credential, _ = services.session_start(
+                user=request.user,
+                customer_id=fields.get("customerId") or f"user-{request.user.pk}",
+                agent_type=fields["agentType"],
+                text_only=fields["textOnly"],
+                **_bases(request),
+            )
+        return Response({**credential, "sessionId": str(session.pk)}, status=status.HTTP_201_CREATED)

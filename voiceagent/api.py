@@ -10,12 +10,20 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from sessions.services import ConversationAlreadyClaimed, InvalidTransition, SessionError
+from elevenlabs.credentials import AgentNotConfigured
+from sessions.services import ConversationAlreadyClaimed, InvalidTransition, SessionError, StartFailed
 
 logger = logging.getLogger("voiceagent.api")
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, StartFailed):
+        return start_failed_response(exc)
+    if isinstance(exc, AgentNotConfigured):
+        return Response(
+            {"error": {"code": exc.code, "message": str(exc), "variable": exc.variable}},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, InvalidTransition):
         return Response(
             {"detail": str(exc), "code": exc.code, "status": exc.current_status},
@@ -39,6 +47,25 @@ def exception_handler(exc, context):
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     return response
+
+
+def start_failed_response(exc: StartFailed) -> Response:
+    """ElevenLabs' own status and message, and the session we kept (now failed)."""
+    from elevenlabs.client import ElevenLabsError
+    from sessions.serializers import SessionOutput
+
+    error = exc.error
+    if isinstance(error, ElevenLabsError):
+        body, http_status = error.as_dict(), error.http_status
+    else:
+        body = {
+            "code": "internal_error",
+            "message": exc.session.failure_message,
+            "upstream_status": None,
+            "upstream_code": None,
+        }
+        http_status = status.HTTP_502_BAD_GATEWAY
+    return Response({"error": body, "backend_session": SessionOutput(exc.session).data}, status=http_status)
 
 
 __all__ = ["exception_handler", "exceptions"]
