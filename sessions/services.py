@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-
-from django.conf import settings
 
 from sessions.models import ConnectionType, Direction, EndReason, SessionEvent, Status, VoiceSession
 from voiceagent.logging import session_context
@@ -340,7 +339,8 @@ def session_start(
         return replay
 
     if outbound_call:
-        return session_dial(session=session, agent_id=agent_id), _phone_conversation(session), False
+        session = session_dial(session=session, agent_id=agent_id)
+        return session, _phone_conversation(session), False
     credential = session_connect(
         session=session, agent_id=agent_id, text_only=text_only, ws_base=ws_base, http_base=http_base
     )
@@ -368,8 +368,7 @@ def session_connect(
                 http_base=http_base,
             )
         except Exception as exc:
-            _fail_from_upstream(session, exc)
-            raise StartFailed(session, exc) from exc
+            raise StartFailed(_fail_from_upstream(session, exc), exc) from exc
     session_mark_connecting(
         session=session,
         agent_id=agent_id,
@@ -398,8 +397,7 @@ def session_dial(*, session: VoiceSession, agent_id: str) -> VoiceSession:
                 },
             )
         except Exception as exc:
-            _fail_from_upstream(session, exc)
-            raise StartFailed(session, exc) from exc
+            raise StartFailed(_fail_from_upstream(session, exc), exc) from exc
     call_id = result.get("callSid") or result.get("sip_call_id") or ""
     session = session_mark_connecting(
         session=session,
@@ -453,14 +451,15 @@ def _replay(user, key: str) -> tuple[VoiceSession, dict[str, Any], bool] | None:
     return session, conversation, True
 
 
-def _fail_from_upstream(session: VoiceSession, exc: Exception) -> None:
+def _fail_from_upstream(session: VoiceSession, exc: Exception) -> VoiceSession:
     from elevenlabs.client import ElevenLabsError
 
     if isinstance(exc, ElevenLabsError):
-        session_fail(session=session, code=exc.code, message=exc.message, upstream_status=exc.status)
-    else:
-        logger.exception("starting session %s failed", session.pk)
-        session_fail(session=session, code="internal_error", message="Starting the conversation failed; see the log.")
+        return session_fail(session=session, code=exc.code, message=exc.message, upstream_status=exc.status)
+    logger.exception("starting session %s failed", session.pk)
+    return session_fail(
+        session=session, code="internal_error", message="Starting the conversation failed; see the log."
+    )
 
 
 # --- What only the browser sees ---------------------------------------------------------------

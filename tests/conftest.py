@@ -56,3 +56,21 @@ def simulation_mode(settings):
     settings.ELEVENLABS_API_KEY = ""
     settings.SIMULATION_MODE = True
     return settings
+
+
+@pytest.fixture
+def upstream(monkeypatch):
+    """ElevenLabs' HTTP API mocked with `responses`, and a client that records its waits instead of sleeping.
+
+    Yields the RequestsMock; `upstream.sleep.waits` lists the waits the client asked for.
+    """
+    import responses
+
+    from elevenlabs import client as client_module
+    from tests.elevenlabs_fakes import make_client
+
+    client, sleep = make_client()
+    monkeypatch.setattr(client_module, "get_client", lambda: client)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.sleep = sleep
+        yield rsps
