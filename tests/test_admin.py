@@ -1,0 +1,88 @@
+"""The operators' admin for sessions."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessions import services
+from sessions.models import VoiceSession
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator(client, django_user_model):
+    user = django_user_model.objects.create_superuser("olivia", "olivia@example.com", "olivia-pass-123")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def finished(alice):
+    session = services.session_create(user=alice, customer_id="cust-admin", agent_type="sales")
+    services.session_mark_connecting(session=session, agent_id="agent_x", connection_type="websocket", simulation=True)
+    services.session_activate(session=session, conversation_id="conv_admin_1")
+    conversation = {
+        "transcript": [
+            {"role": "agent", "message": "Hi, this is sales <b>", "time_in_call_secs": 0},
+            {"role": "user", "message": "Tell me the price", "time_in_call_secs": 3},
+        ],
+        "analysis": {"call_successful": "success", "transcript_summary": "Asked about price."},
+        "metadata": {"call_duration_secs": 12, "termination_reason": "client disconnected"},
+    }
+    return services.session_store_post_call(session=session, conversation=conversation, source="webhook")
+
+
+def test_the_list_filters_and_searches(operator, finished, alice):
+    other = services.session_create(user=alice, customer_id="someone-else")
+    page = operator.get("/admin/voice_sessions/voicesession/")
+    assert page.status_code == 200
+    for text in ("status", "agent type", "direction", "simulation"):
+        assert f"By {text}" in page.text
+    found = operator.get("/admin/voice_sessions/voicesession/", {"q": "cust-admin"})
+    assert str(finished.pk) in found.text and str(other.pk) not in found.text
+    by_conversation = operator.get("/admin/voice_sessions/voicesession/", {"q": "conv_admin_1"})
+    assert str(finished.pk) in by_conversation.text
+    by_id = operator.get("/admin/voice_sessions/voicesession/", {"q": str(other.pk)})
+    assert str(other.pk) in by_id.text and str(finished.pk) not in by_id.text
+    filtered = operator.get("/admin/voice_sessions/voicesession/", {"status__exact": "ended"})
+    assert str(finished.pk) in filtered.text and str(other.pk) not in filtered.text
+
+
+def test_the_change_page_shows_timeline_and_readable_post_call_data(operator, finished):
+    page = operator.get(f"/admin/voice_sessions/voicesession/{finished.pk}/change/")
+    assert page.status_code == 200
+    assert "Tell me the price" in page.text
+    assert "Hi, this is sales &lt;b&gt;" in page.text  # escaped, not rendered
+    assert "Asked about price." in page.text
+    for kind in ("created", "connecting", "active", "post_call", "ended"):
+        assert f">{kind}<" in page.text
+
+
+def test_the_end_action_goes_through_the_service(operator, alice):
+    open_session = services.session_create(user=alice, customer_id="c-open")
+    ended = services.session_create(user=alice, customer_id="c-ended")
+    services.session_end(session=ended)
+    response = operator.post(
+        "/admin/voice_sessions/voicesession/",
+        {"action": "end_selected", "_selected_action": [str(open_session.pk), str(ended.pk)]},
+        follow=True,
+    )
+    assert "Ended 1 session(s)" in response.text
+    open_session.refresh_from_db()
+    assert open_session.status == "ended"
+    assert open_session.end_reason == "operator"
+    assert open_session.events.filter(kind="ended").count() == 1
+    assert ended.events.filter(kind="ended").count() == 1
+
+
+def test_operators_cannot_add_or_edit_records(operator, finished):
+    assert operator.get("/admin/voice_sessions/voicesession/add/").status_code == 403
+    operator.post(f"/admin/voice_sessions/voicesession/{finished.pk}/change/", {"status": "created"})
+    assert VoiceSession.objects.get(pk=finished.pk).status == "ended"
+
+
+def test_no_secret_appears_in_the_admin(operator, finished, settings):
+    page = operator.get(f"/admin/voice_sessions/voicesession/{finished.pk}/change/")
+    assert settings.ELEVENLABS_API_KEY not in page.text
+    assert settings.ELEVENLABS_WEBHOOK_SECRET not in page.text
