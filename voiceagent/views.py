@@ -1,14 +1,247 @@
-from django.http import JsonResponse
+"""Project-level endpoints: health, the client log API and the API docs page."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import tomllib
+from urllib.parse import urlsplit, urlunsplit
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.utils.csp import CSP
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csp import csp_override
+from django.views.decorators.http import require_safe
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.views import SpectacularSwaggerSplitView
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
+from sessions.selectors import sessions_visible_to
+from voiceagent.logging import escape_control, session_context
+from voiceagent.logtail import tail_lines
 
-def healthz(request):
-    return JsonResponse({"status": "ok"})
+logger = logging.getLogger("voiceagent.health")
+client_logger = logging.getLogger("voiceagent.client")
+
+# --- Health ------------------------------------------------------------------------------------
 
 
-def api_docs(request):
-    return JsonResponse({})
+@functools.cache
+def project_version() -> str:
+    try:
+        with open(settings.BASE_DIR / "pyproject.toml", "rb") as handle:
+            return str(tomllib.load(handle)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
+def _public_url(url: str) -> str:
+    """``url`` without user:password, should anyone have put credentials in it."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.hostname or ""))
+
+
+def elevenlabs_status() -> dict:
+    """Which ElevenLabs mode the settings give, naming (never showing) what is missing."""
+    required = {
+        "ELEVENLABS_API_KEY": settings.ELEVENLABS_API_KEY,
+        "ELEVENLABS_SUPPORT_AGENT_ID": settings.ELEVENLABS_SUPPORT_AGENT_ID,
+        "ELEVENLABS_SALES_AGENT_ID": settings.ELEVENLABS_SALES_AGENT_ID,
+        "ELEVENLABS_WEBHOOK_SECRET": settings.ELEVENLABS_WEBHOOK_SECRET,
+    }
+    missing = [name for name, value in required.items() if not value]
+    if not settings.ELEVENLABS_API_KEY:
+        mode = "simulation"
+    elif missing:
+        mode = "misconfigured"
+    else:
+        mode = "configured"
+    return {"mode": mode, "missing": missing, "base_url": _public_url(settings.ELEVENLABS_BASE_URL)}
+
+
+def database_status() -> dict:
+    result: dict = {"ok": True, "vendor": connection.vendor}
+    try:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # whatever breaks, health answers with its name, not a traceback
+        logger.warning("health check: database unreachable: %s: %s", type(exc).__name__, exc)
+        result.update(ok=False, error=type(exc).__name__)
+    return result
+
+
+@never_cache
+@require_safe
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness and configuration for load balancers and operators; needs no login."""
+    database = database_status()
+    body = {
+        "status": "ok" if database["ok"] else "error",
+        "database": database,
+        "elevenlabs": elevenlabs_status(),
+        "version": project_version(),
+    }
+    return JsonResponse(body, status=200 if database["ok"] else 503)
+
+
+# --- Client logs ---------------------------------------------------------------------------------
+
+CLIENT_LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+TAIL_DEFAULT = 200
+TAIL_MAX = 5000
+
+
+class ClientLogThrottle(UserRateThrottle):
+    scope = "client_logs"
+
+    def get_rate(self) -> str | None:
+        # DRF reads the rates once at import; reading them per request lets
+        # settings overrides (tests, reloads) take effect.
+        from rest_framework.settings import api_settings
+
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers and other non-strings instead of converting them."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class ClientLogInput(serializers.Serializer):
+    level = serializers.ChoiceField(choices=sorted(CLIENT_LOG_LEVELS))
+    message = StrictCharField(trim_whitespace=False)
+    sessionId = serializers.UUIDField(required=False, allow_null=True)  # camelCase: the /api contract
+    context = serializers.DictField(required=False, allow_null=True)
+
+
+class ClientLogOutput(serializers.Serializer):
+    logged = serializers.BooleanField(help_text="False when the level is below the server's LOG_LEVEL.")
+
+
+class LogTailInput(serializers.Serializer):
+    tail = serializers.IntegerField(min_value=1, max_value=TAIL_MAX, default=TAIL_DEFAULT)
+
+
+class LogTailOutput(serializers.Serializer):
+    lines = serializers.ListField(child=serializers.CharField())
+    file = serializers.CharField()
+
+
+def _body_too_large(request: Request) -> int | None:
+    """The body's size if it exceeds CLIENT_LOG_MAX_BYTES, else None; big bodies are not read."""
+    limit = settings.CLIENT_LOG_MAX_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        return declared
+    # A missing or lying Content-Length: measure what was actually sent
+    # (Django itself stops at DATA_UPLOAD_MAX_MEMORY_SIZE with a 413).
+    size = len(request._request.body)
+    return size if size > limit else None
 
 
 class ClientLogApi(APIView):
-    pass
+    """POST: a browser's log entry, appended to the log file. GET (staff): the file's last lines."""
+
+    def get_permissions(self):
+        if self.request.method == "GET":
+            return [IsAdminUser()]
+        return [IsAuthenticated()]
+
+    def get_throttles(self):
+        if self.request.method == "POST":
+            return [ClientLogThrottle()]
+        return []
+
+    @extend_schema(
+        request=ClientLogInput,
+        responses={
+            201: ClientLogOutput,
+            413: inline_serializer("ClientLogTooLarge", {"detail": serializers.CharField()}),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        size = _body_too_large(request)
+        if size is not None:
+            limit = settings.CLIENT_LOG_MAX_BYTES
+            return Response(
+                {
+                    "detail": f"Log entry is {size} bytes; the limit is {limit} bytes.",
+                    "code": "too_large",
+                    "limit": limit,
+                },
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        data = ClientLogInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        session_id = fields.get("sessionId")
+        if session_id is not None:
+            # Someone else's session answers 404, like one that does not exist.
+            get_object_or_404(sessions_visible_to(request.user), pk=session_id)
+
+        level = CLIENT_LOG_LEVELS[fields["level"]]
+        context = fields.get("context")
+        # Escaped here as well as by the formatter, so the entry stays on one
+        # line under any handler a deployment adds.
+        text = escape_control(fields["message"])
+        if context:
+            text += " context=" + escape_control(json.dumps(context, ensure_ascii=False, default=str))
+        with session_context(session_id):
+            client_logger.log(level, "client user=%s: %s", escape_control(request.user.get_username()), text)
+        return Response({"logged": client_logger.isEnabledFor(level)}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "tail",
+                OpenApiTypes.INT,
+                description=f"How many lines, 1..{TAIL_MAX} (default {TAIL_DEFAULT}).",
+            )
+        ],
+        responses=LogTailOutput,
+    )
+    def get(self, request: Request) -> Response:
+        query = LogTailInput(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        lines = tail_lines(settings.LOG_FILE, query.validated_data["tail"])
+        return Response({"lines": lines, "file": settings.LOG_FILE.name})
+
+
+# --- API docs ------------------------------------------------------------------------------------
+
+# Swagger UI has an inline <style> and data: icons; everything else stays as
+# strict as the site-wide policy. (A nonce would make browsers ignore
+# 'unsafe-inline', so style-src carries no nonce here.)
+API_DOCS_CSP = {
+    **settings.SECURE_CSP,
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+}
+
+api_docs = csp_override(API_DOCS_CSP)(SpectacularSwaggerSplitView.as_view(url_name="schema"))
