@@ -1,0 +1,105 @@
+"""A bad setting stops `manage.py` with one sentence naming it; the production profile passes --deploy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION_SECRET_KEY = "Zq8#vL2!mN5@pR7$tW1^yB4&cF6*hJ9(kD3)sG0-xA_eQ+uI=oP-7kV"
+
+
+def manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run manage.py in a fresh process that sees only the variables given (and never a .env)."""
+    base = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "VOICEAGENT_READ_DOTENV": "0",
+        "DJANGO_SETTINGS_MODULE": "voiceagent.settings",
+        "LOG_DIR": str(tmp_path / "logs"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def assert_one_sentence_naming(result: subprocess.CompletedProcess[str], name: str) -> str:
+    assert result.returncode != 0
+    message = result.stderr.strip()
+    assert "Traceback" not in result.stderr + result.stdout
+    assert len(message.splitlines()) == 1, message
+    assert name in message
+    assert message.endswith(".")
+    return message
+
+
+def test_a_debug_value_that_is_not_a_boolean_is_refused(tmp_path):
+    result = manage(tmp_path, "check", DEBUG="maybe")
+
+    message = assert_one_sentence_naming(result, "DEBUG")
+    assert "'maybe'" in message
+
+
+@pytest.mark.parametrize("url", ["nonsense", "mysql:/x"])
+def test_a_database_url_we_cannot_use_is_refused(tmp_path, url):
+    result = manage(tmp_path, "check", DEBUG="true", DATABASE_URL=url)
+
+    assert_one_sentence_naming(result, "DATABASE_URL")
+
+
+def test_a_database_password_is_not_echoed(tmp_path):
+    result = manage(tmp_path, "check", DEBUG="true", DATABASE_URL="mysql://app:hunter2-pw@db.internal/voice")
+
+    message = assert_one_sentence_naming(result, "DATABASE_URL")
+    assert "hunter2-pw" not in message
+
+
+def test_production_without_a_secret_key_is_refused(tmp_path):
+    result = manage(tmp_path, "check", DEBUG="false", ALLOWED_HOSTS="voice.example.com")
+
+    assert_one_sentence_naming(result, "SECRET_KEY")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("ELEVENLABS_BASE_URL", "ftp://api.elevenlabs.io"), ("LOG_LEVEL", "verbose"), ("SESSION_STALE_SECONDS", "soon")],
+)
+def test_other_bad_values_are_refused_by_name(tmp_path, name, value):
+    result = manage(tmp_path, "check", DEBUG="true", **{name: value})
+
+    assert_one_sentence_naming(result, name)
+
+
+def production_env(**overrides: str) -> dict[str, str]:
+    return {
+        "DEBUG": "false",
+        "SECRET_KEY": PRODUCTION_SECRET_KEY,
+        "ALLOWED_HOSTS": "voice.example.com",
+        **overrides,
+    }
+
+
+def test_the_production_profile_passes_the_deploy_check_without_warnings(tmp_path):
+    result = manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **production_env())
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+    assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_the_deploy_check_does_catch_a_weak_production_secret_key(tmp_path):
+    # Shows the previous test can fail: the same profile with a short key warns.
+    result = manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **production_env(SECRET_KEY="short-key"))
+
+    assert result.returncode != 0
+    assert "security.W009" in result.stdout + result.stderr

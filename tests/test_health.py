@@ -1,0 +1,110 @@
+"""/healthz and /api/healthz: liveness and what is configured, never a secret, no login."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import OperationalError, connection
+
+PATHS = ["/healthz", "/api/healthz"]
+
+
+def secrets_of(settings) -> list[str]:
+    return [settings.ELEVENLABS_API_KEY, settings.ELEVENLABS_WEBHOOK_SECRET, settings.SECRET_KEY]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", PATHS)
+def test_it_answers_without_login(client, settings, path):
+    response = client.get(path)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["database"] == {"ok": True, "vendor": "sqlite"}
+    assert body["elevenlabs"] == {"mode": "configured", "missing": [], "base_url": "https://api.elevenlabs.io"}
+    assert body["version"] == "1.0.0"
+    assert response["Cache-Control"].startswith("max-age=0")
+    for secret in secrets_of(settings):
+        assert secret not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_without_an_api_key_it_says_simulation(client, simulation_mode):
+    simulation_mode.ELEVENLABS_WEBHOOK_SECRET = ""
+
+    elevenlabs = client.get("/healthz").json()["elevenlabs"]
+
+    assert elevenlabs["mode"] == "simulation"
+    assert elevenlabs["missing"] == ["ELEVENLABS_API_KEY", "ELEVENLABS_WEBHOOK_SECRET"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "unset",
+    [
+        ["ELEVENLABS_SUPPORT_AGENT_ID"],
+        ["ELEVENLABS_SALES_AGENT_ID"],
+        ["ELEVENLABS_WEBHOOK_SECRET"],
+        ["ELEVENLABS_SUPPORT_AGENT_ID", "ELEVENLABS_SALES_AGENT_ID", "ELEVENLABS_WEBHOOK_SECRET"],
+    ],
+)
+def test_a_key_without_agents_or_webhook_secret_is_misconfigured_and_named(client, settings, unset):
+    for name in unset:
+        setattr(settings, name, "")
+
+    response = client.get("/api/healthz")
+
+    assert response.status_code == 200  # the process is alive; the body says what is wrong
+    elevenlabs = response.json()["elevenlabs"]
+    assert elevenlabs["mode"] == "misconfigured"
+    assert elevenlabs["missing"] == unset
+    assert settings.ELEVENLABS_API_KEY not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_credentials_in_the_base_url_are_not_shown(client, settings):
+    settings.ELEVENLABS_BASE_URL = "https://user:hunter2-password@api.eu.residency.elevenlabs.io"
+
+    response = client.get("/healthz")
+
+    assert response.json()["elevenlabs"]["base_url"] == "https://api.eu.residency.elevenlabs.io"
+    assert "hunter2" not in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("broken", ["ensure_connection", "cursor"])
+def test_an_unreachable_database_answers_503_with_the_error_class(client, monkeypatch, broken):
+    def fail(*args, **kwargs):
+        raise OperationalError("unable to open database file /secret/path")
+
+    monkeypatch.setattr(connection, broken, fail)
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "error"
+    assert body["database"] == {"ok": False, "vendor": "sqlite", "error": "OperationalError"}
+    text = response.content.decode()
+    assert "Traceback" not in text
+    assert "/secret/path" not in text
+    assert body["elevenlabs"]["mode"] == "configured"
+
+
+@pytest.mark.django_db
+def test_it_is_never_throttled_or_redirected(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+
+    codes = {client.get("/healthz").status_code for _ in range(30)}
+
+    assert codes == {200}
+    assert client.get("/api/logs").status_code == 301  # the redirect is on; health is exempt
+
+
+@pytest.mark.django_db
+def test_a_head_request_works_and_a_post_is_refused(client):
+    assert client.head("/healthz").status_code == 200
+    response = client.post("/healthz", json.dumps({}), content_type="application/json")
+    assert response.status_code == 405
