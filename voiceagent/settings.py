@@ -137,7 +137,20 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "playground" / "assets"] if (BASE_DIR / "playground" / "assets").is_dir() else []
+# The playground's browser client comes from npm (package.json, installed by `npm ci`) and is
+# served as our own static files, no CDN: the SDK's ES modules, its audio worklets (loaded by
+# path, so voice works under the strict CSP) and livekit-client's ESM build. Skipped until
+# `npm ci` has run; the playground then says the client is missing.
+_NODE_MODULES = BASE_DIR / "node_modules"
+STATICFILES_DIRS = [
+    (prefix, str(path))
+    for prefix, path in (
+        ("vendor/elevenlabs-client", _NODE_MODULES / "@elevenlabs" / "client" / "dist"),
+        ("vendor/elevenlabs-client-worklets", _NODE_MODULES / "@elevenlabs" / "client" / "worklets"),
+        ("vendor/livekit-client", _NODE_MODULES / "livekit-client" / "dist"),
+    )
+    if path.is_dir()
+]
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = "media/"
 STORAGES = {
@@ -207,6 +220,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two "status" choice sets (the session's and the browser client's) need names of their own,
+    # or `check --deploy` warns (drf_spectacular.W001).
+    "ENUM_NAME_OVERRIDES": {
+        "SessionStatusEnum": "sessions.models.Status",
+        "ClientConnectionStatusEnum": ["connecting", "connected", "disconnecting", "disconnected"],
+    },
 }
 
 # --- ElevenLabs ------------------------------------------------------------------------------
