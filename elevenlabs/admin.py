@@ -1,0 +1,99 @@
+"""Operators' read-only view of the webhook ledger and of the simulated agent's conversations."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from elevenlabs.models import SimulatedConversation, WebhookDelivery
+
+PAYLOAD_PREVIEW_CHARS = 20_000
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Both models are records written by the service; operators read them."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+def _session_link(session_id) -> str:
+    if not session_id:
+        return "-"
+    url = reverse("admin:voice_sessions_voicesession_change", args=[session_id])
+    return format_html('<a href="{}">{}</a>', url, session_id)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["event_type", "conversation_id", "received_at", "outcome", "session_link", "error"]
+    list_filter = ["event_type", "outcome"]
+    search_fields = ["conversation_id"]
+    date_hierarchy = "received_at"
+    fields = [
+        "event_type",
+        "outcome",
+        "conversation_id",
+        "agent_id",
+        "session_link",
+        "received_at",
+        "processed_at",
+        "event_timestamp",
+        "signature_timestamp",
+        "body_bytes",
+        "body_sha256",
+        "error",
+        "payload_pretty",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="session", ordering="session")
+    def session_link(self, delivery: WebhookDelivery) -> str:
+        return _session_link(delivery.session_id)
+
+    @admin.display(description="payload")
+    def payload_pretty(self, delivery: WebhookDelivery) -> str:
+        text = json.dumps(delivery.payload, ensure_ascii=False, indent=2)
+        if len(text) > PAYLOAD_PREVIEW_CHARS:
+            text = text[:PAYLOAD_PREVIEW_CHARS] + "\n… (truncated)"
+        return format_html("<pre>{}</pre>", text)
+
+
+@admin.register(SimulatedConversation)
+class SimulatedConversationAdmin(ReadOnlyAdmin):
+    list_display = ["conversation_id", "agent_type", "status", "session_link", "created_at", "ended_at"]
+    list_filter = ["status", "agent_type"]
+    search_fields = ["conversation_id"]
+    fields = [
+        "conversation_id",
+        "agent_id",
+        "agent_type",
+        "status",
+        "session_link",
+        "text_only",
+        "created_at",
+        "expires_at",
+        "connected_at",
+        "ended_at",
+        "termination_reason",
+        "webhook_sent_at",
+        "transcript_pretty",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="session", ordering="session")
+    def session_link(self, conversation: SimulatedConversation) -> str:
+        return _session_link(conversation.session_id)
+
+    @admin.display(description="transcript")
+    def transcript_pretty(self, conversation: SimulatedConversation) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(conversation.transcript, ensure_ascii=False, indent=2))

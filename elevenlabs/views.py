@@ -1,0 +1,69 @@
+"""POST /elevenlabs/webhook: ElevenLabs' post-call webhook.
+
+It authenticates by its signature alone: no login, no CSRF token, no DRF
+authentication or throttling (ElevenLabs cannot send any of those). The view
+checks the secret, spools and verifies the body, and hands it to
+:mod:`elevenlabs.ingest`; every answer is JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse, UnreadablePostError
+from django.views.decorators.csrf import csrf_exempt
+
+from elevenlabs.ingest import DeliveryProcessingFailed, MalformedDelivery, webhook_ingest
+from elevenlabs.webhooks import SIGNATURE_HEADER, BodyTooLarge, SignatureError, signing_secret, spool_signed_body
+
+logger = logging.getLogger("voiceagent.elevenlabs.webhook")
+
+# Bodies up to this size stay in memory while spooled; larger ones (audio) go to a temp file.
+SPOOL_MEMORY_BYTES = 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = 200 * 1024 * 1024
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+@csrf_exempt
+def webhook(request: HttpRequest) -> JsonResponse:
+    if request.method != "POST":
+        response = _error(405, "Use POST.")
+        response["Allow"] = "POST"
+        return response
+    secret = signing_secret()
+    if not secret:
+        logger.error("webhook refused: ELEVENLABS_WEBHOOK_SECRET is not configured")
+        return _error(503, "Webhook secret is not configured; no delivery is accepted.")
+    client = request.META.get("REMOTE_ADDR", "-")
+    max_bytes = getattr(settings, "ELEVENLABS_WEBHOOK_MAX_BYTES", DEFAULT_MAX_BODY_BYTES)
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
+        try:
+            signed = spool_signed_body(
+                stream=request,
+                header=request.headers.get(SIGNATURE_HEADER),
+                secret=secret,
+                spool=spool,
+                max_bytes=max_bytes,
+            )
+        except SignatureError as exc:
+            logger.warning("webhook refused from %s: %s", client, exc.reason)
+            return _error(401, f"Invalid signature: {exc.reason}.")
+        except BodyTooLarge as exc:
+            logger.warning("webhook refused from %s: body over %d bytes", client, exc.limit)
+            return _error(413, f"Body larger than {exc.limit} bytes.")
+        except (UnreadablePostError, OSError):
+            logger.warning("webhook from %s: the body could not be read", client)
+            return _error(400, "The request body could not be read.")
+        try:
+            delivery = webhook_ingest(body=spool, signed=signed)
+        except MalformedDelivery as exc:
+            logger.warning("webhook from %s refused after a valid signature: %s", client, exc)
+            return _error(400, str(exc))
+        except DeliveryProcessingFailed:
+            return _error(500, "The delivery could not be processed; it has been logged.")
+    return JsonResponse({"status": delivery.outcome})
