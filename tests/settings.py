@@ -23,7 +23,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 STATIC_ROOT = tempfile.mkdtemp(prefix="voiceagent-test-static-")
-MEDIA_ROOT = tempfile.mkdtemp(prefix="voiceagent-test-media-")
+# Exported so that a server process started by a test (tests/server.py) stores files where the test reads them.
+MEDIA_ROOT = os.environ.get("VOICEAGENT_TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="voiceagent-test-media-")
+os.environ["VOICEAGENT_TEST_MEDIA_ROOT"] = MEDIA_ROOT
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
