@@ -226,6 +226,10 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
         except SignedUrlRefused as exc:
             await self._refuse(exc.reason)
             return
+        except Exception:  # the database, most likely; the client should hear why rather than see a bare 1006
+            logger.exception("simulated agent could not open a conversation")
+            await self._close(CLOSE_INTERNAL, "The simulated agent is unavailable")
+            return
 
         self.conversation_id = conversation.conversation_id
         self.session_id = conversation.session_id
@@ -252,8 +256,25 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
 
     async def _refuse(self, reason: str) -> None:
         logger.warning("simulated agent refused a connection: %s", reason)
+        await self._close(CLOSE_POLICY, reason)
+
+    async def _close(self, code: int, reason: str) -> None:
+        """Close with ElevenLabs' code and reason, or as near as the server allows.
+
+        Daphne (``runserver``) only sends 1000 or 3000-4999 and drops the reason: it
+        raises on 1008 or 1011. There the reason goes out first as an error event
+        (visible in the browser's frame inspector and to SDKs that read it), and the
+        code moves to the private range with the same last digits (1008 → 4008),
+        which the browser client still reports as an error, not as a hang-up.
+        """
         self._closed = True
-        await self.close(code=CLOSE_POLICY, reason=reason)
+        try:
+            await self.close(code=code, reason=reason)
+        except Exception:
+            fallback = 4000 + code % 1000
+            logger.warning("the server refused close code %s; closing with %s instead", code, fallback)
+            await self._send_event("error", {"code": code, "message": reason, "error_type": "websocket_disconnect"})
+            await self.close(code=fallback, reason=reason)
 
     # --- messages from the client ----------------------------------------------------------------
 
@@ -340,7 +361,8 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
             await self._user_turn(simulator.SPOKEN_MESSAGE_PLACEHOLDER, medium="audio")
 
     def _on_pong(self, message: dict[str, Any]) -> None:
-        sent = self.pings_sent.pop(message.get("event_id"), None)  # type: ignore[arg-type]
+        event_id = message.get("event_id")
+        sent = self.pings_sent.pop(event_id, None) if isinstance(event_id, int) else None
         if sent is not None:
             self.last_ping_ms = max(0, round((self.clock.now() - sent) * 1000))
 
@@ -473,8 +495,7 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
         """The agent ends the conversation: store it, close the socket, send the webhook."""
         finishing = self._start_finishing(termination_reason)
         if not self._closed:
-            self._closed = True
-            await self.close(code=code, reason=close_reason)
+            await self._close(code, close_reason)
         # Shielded: the client's disconnect cancels the timer task, not the finishing work.
         await asyncio.shield(finishing)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ from elevenlabs.consumers import SimulatedAgentConsumer, SimulatorTimings
 from elevenlabs.models import SimulatedConversation
 from elevenlabs.simulator import SIMULATOR_PATH, simulator_agent_id, simulator_mint_signed_url
 from elevenlabs.webhooks import SIGNATURE_HEADER, signing_secret, verify_signature
+from tests.server import live_asgi_server  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -304,6 +306,41 @@ def test_a_bad_signature_is_refused_with_1008_through_the_project_router():
     assert conversation(minted["conversation_id"]).status == "initiated"
 
 
+def like_daphne(app):
+    """Daphne (autobahn) raises on a server close code other than 1000 or 3000-4999, and drops the reason."""
+
+    async def wrapped(scope, receive, send):
+        async def strict_send(message):
+            if message["type"] == "websocket.close":
+                code = message.get("code", 1000)
+                if code != 1000 and not 3000 <= code <= 4999:
+                    raise Exception(f"invalid close code {code} (must be 1000 or from [3000, 4999])")
+                message = {key: value for key, value in message.items() if key != "reason"}
+            await send(message)
+
+        return await app(scope, receive, strict_send)
+
+    return wrapped
+
+
+def test_under_daphne_a_refusal_still_says_why():
+    minted = mint()
+    forged = minted["signed_url"].replace("conversation_signature=", "conversation_signature=0")
+
+    async def scenario():
+        comm = communicator(like_daphne(application(ManualClock())), forged)
+        assert (await comm.connect())[0]
+        error = await comm.receive_json_from()
+        assert error["type"] == "error"
+        assert error["error_event"]["code"] == 1008
+        assert error["error_event"]["message"] == "Invalid conversation signature"
+        closed = await expect_close(comm)
+        assert closed["code"] == 4008
+        await comm.disconnect()
+
+    run(scenario())
+
+
 def test_a_signed_url_works_once():
     minted = mint()
 
@@ -431,6 +468,7 @@ def test_malformed_messages_get_an_error_event_and_the_conversation_goes_on():
             {"type": "user_activity"},
             {"type": "feedback", "score": "like", "event_id": 1},
             {"type": "pong", "event_id": 99},
+            {"type": "pong", "event_id": [1]},
             {"type": "something_new"},
         ):
             await comm.send_json_to(quiet)
@@ -766,3 +804,68 @@ def test_a_failing_webhook_does_not_break_the_ending(caplog):
     assert stored.termination_reason == "Client disconnected: 1001"
     assert stored.webhook_sent_at is None
     assert any("answered 503" in record.getMessage() for record in caplog.records)
+
+
+# --- a real server process and a real WebSocket client ---------------------------------------------------
+
+
+@pytest.mark.server
+def test_a_real_client_talks_to_the_served_simulator_and_the_webhook_reaches_the_session(
+    live_asgi_server,  # noqa: F811
+    alice,
+):
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from sessions.services import session_activate, session_create, session_mark_connecting
+
+    host = urlsplit(live_asgi_server).netloc
+    session = session_create(customer_id="cust-real", user=alice, agent_type="support", simulation=True)
+    minted = simulator_mint_signed_url(
+        session=session,
+        agent_id=simulator_agent_id("support"),
+        agent_type="support",
+        ws_base=f"ws://{host}",
+        http_base=live_asgi_server,
+        text_only=True,
+    )
+    session_mark_connecting(session=session, agent_id="sim_support_agent", connection_type="websocket", simulation=True)
+    url = minted["signed_url"] + JS_SDK
+    browser = {"subprotocols": ["convai"], "origin": live_asgi_server, "open_timeout": 10}
+
+    with connect(url, **browser) as socket:
+        assert socket.subprotocol == "convai"
+        metadata = json.loads(socket.recv(timeout=10))
+        assert metadata["type"] == "conversation_initiation_metadata"
+        session_activate(session=session, conversation_id=minted["conversation_id"])  # as the page reports it
+        socket.send(json.dumps(client_data(text_only=True)))
+        assert json.loads(socket.recv(timeout=10))["agent_response_event"]["agent_response"] == SUPPORT.first_message
+        socket.send(json.dumps({"type": "user_message", "text": "My order never arrived"}))
+        assert json.loads(socket.recv(timeout=10))["type"] == "user_transcript"
+        assert json.loads(socket.recv(timeout=10))["agent_response_event"]["agent_response"] == SUPPORT.replies[0]
+        socket.close(code=1000, reason="User ended conversation")
+
+    # Used once: a second connection is accepted and closed with 1008 and the reason.
+    with connect(url, **browser) as socket:
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=10)
+    assert closed.value.rcvd.code == 1008
+    assert closed.value.rcvd.reason == "Signed URL has already been used"
+
+    # The server process stores the conversation and POSTs the webhook to itself; wait for both (bounded).
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        stored = conversation(minted["conversation_id"])
+        session.refresh_from_db()
+        if stored.webhook_sent_at and session.post_call_received_at:
+            break
+        time.sleep(0.1)
+    assert stored.status == "done"
+    assert stored.webhook_sent_at is not None
+    assert session.post_call_received_at is not None
+    assert [item["message"] for item in session.transcript] == [
+        SUPPORT.first_message,
+        "My order never arrived",
+        SUPPORT.replies[0],
+    ]
+    assert session.status == "ended"
