@@ -228,3 +228,55 @@ def test_no_secret_reaches_the_response_or_the_log(alice_api, upstream, settings
     log = Path(settings.LOG_FILE).read_text()
     assert settings.ELEVENLABS_API_KEY not in log
     assert SessionEvent.objects.filter(kind="failed").count() == 1
+
+
+# --- simulation mode ---------------------------------------------------------------------------
+
+
+def test_without_a_key_the_start_flow_hands_out_a_simulator_url(alice_api, simulation_mode):
+    simulation_mode.ELEVENLABS_SUPPORT_AGENT_ID = ""
+    response = start(alice_api)  # voice asks for WebRTC; only WebSocket is simulated
+    assert response.status_code == 201, response.content
+    conversation = response.json()["elevenlabs_conversation"]
+    assert conversation["simulation"] is True
+    assert conversation["connection_type"] == "websocket"
+    assert conversation["signed_url"].startswith("ws://testserver/simulator/v1/convai/conversation?")
+    assert conversation["conversation_id"].startswith("sim_conv_")
+    assert conversation["agent_id"] == "sim_support_agent"
+    session = response.json()["backend_session"]
+    assert session["simulation"] is True
+    assert session["status"] == "connecting"
+
+
+def test_a_session_can_ask_for_simulation_with_a_key_configured(alice_api, upstream):
+    response = start(alice_api, simulation=True, agentType="sales")
+    assert response.status_code == 201
+    conversation = response.json()["elevenlabs_conversation"]
+    assert conversation["simulation"] is True
+    assert conversation["agent_id"] == "agent_sales_test"  # the configured agent, simulated
+    assert len(upstream.calls) == 0  # ElevenLabs is never asked
+
+
+def test_reconcile_reads_a_simulated_conversation_from_the_simulator(alice, alice_api, simulation_mode):
+    from datetime import timedelta
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from elevenlabs.models import SimulatedConversation
+    from sessions import services
+
+    body = start(alice_api, textOnly=True).json()
+    conversation_id = body["elevenlabs_conversation"]["conversation_id"]
+    session = VoiceSession.objects.get(pk=body["backend_session"]["session_id"])
+    services.session_activate(session=session, conversation_id=conversation_id)
+    services.session_end(session=session)
+    long_ago = timezone.now() - timedelta(hours=1)
+    SimulatedConversation.objects.filter(pk=conversation_id).update(
+        status="done", transcript=[{"role": "agent", "message": "Hi from the simulator", "time_in_call_secs": 0}]
+    )
+    VoiceSession.objects.filter(pk=session.pk).update(ended_at=long_ago)
+    call_command("reconcile_sessions", stdout=StringIO())
+    session.refresh_from_db()
+    assert session.transcript[0]["message"] == "Hi from the simulator"
