@@ -1,0 +1,198 @@
+"""Browser tests: Debian's Chromium, driven by pytest-playwright, against a real uvicorn server.
+
+Playwright's own browser downloads are never used (nothing may be fetched from
+outside): the ``browser_type_launch_args`` fixture points it at /usr/bin/chromium.
+Without Chromium these tests skip with the reason in the summary, except under
+CI=true, where a missing browser is a failure.
+
+The server is a separate process (tests/server.py) on the pytest-django test
+database, so the tests commit what they write (``django_db(transaction=True)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.server import asgi_server, env_for_test_database
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+MISSING_CHROMIUM = (
+    "BROWSER TESTS NOT RUN: Debian's Chromium is not installed (apt-get install -y chromium); "
+    "never `playwright install`"
+)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    # A microphone without a person: Chromium grants the permission and plays a test tone.
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+PASSWORD = "playground-pass-123"
+
+
+def pytest_report_header(config) -> str:
+    return f"browser tests: {'chromium at ' + CHROMIUM if CHROMIUM else MISSING_CHROMIUM}"
+
+
+def require_chromium() -> None:
+    if CHROMIUM:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(MISSING_CHROMIUM)
+    pytest.skip(MISSING_CHROMIUM)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _chromium_present() -> None:
+    require_chromium()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    require_chromium()
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+# --- Servers -----------------------------------------------------------------------------------------
+
+
+def server_env(**overrides: str) -> dict[str, str]:
+    env = env_for_test_database()
+    env["DJANGO_SETTINGS_MODULE"] = "tests.browser.settings"
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def simulated_server(django_db_setup) -> Iterator[str]:
+    """uvicorn in simulation mode: no API key (tests/settings.py only sets one if the variable is unset)."""
+    with asgi_server(env=server_env(ELEVENLABS_API_KEY="")) as base_url:
+        yield base_url
+
+
+@dataclass
+class FakeUpstream:
+    """A local stand-in for api.elevenlabs.io that refuses every request with one answer."""
+
+    status: int
+    body: dict
+    requests: list[dict] = field(default_factory=list)
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                fake.requests.append({"path": self.path, "api_key": self.headers.get("xi-api-key")})
+                payload = json.dumps(fake.body).encode()
+                self.send_response(fake.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_POST = do_GET  # noqa: N815
+
+            def log_message(self, *args) -> None:  # keep the test output quiet
+                pass
+
+        return Handler
+
+
+@contextlib.contextmanager
+def fake_upstream(status: int, body: dict) -> Iterator[tuple[str, FakeUpstream]]:
+    fake = FakeUpstream(status=status, body=body)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), fake.handler())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", fake
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+INVALID_API_KEY = {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}
+UPSTREAM_API_KEY = "xi-browser-test-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def invalid_key_server(django_db_setup) -> Iterator[tuple[str, FakeUpstream]]:
+    """uvicorn in real mode whose ElevenLabs answers 401 invalid_api_key to everything."""
+    with fake_upstream(401, INVALID_API_KEY) as (upstream_url, fake):
+        env = server_env(ELEVENLABS_API_KEY=UPSTREAM_API_KEY, ELEVENLABS_BASE_URL=upstream_url)
+        with asgi_server(env=env, workers=1) as base_url:
+            yield base_url, fake
+
+
+# --- What the page did -------------------------------------------------------------------------------
+
+
+@dataclass
+class PageWatch:
+    """Every request, WebSocket and console message of a page, to check afterwards."""
+
+    base_url: str
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (resource type, url)
+    websockets: list[str] = field(default_factory=list)
+    console: list[tuple[str, str]] = field(default_factory=list)  # (type, text)
+    page_errors: list[str] = field(default_factory=list)
+
+    def off_host(self) -> list[str]:
+        host = urlsplit(self.base_url).netloc
+        urls = [url for _, url in self.requests] + self.websockets
+        return [url for url in urls if not url.startswith("data:") and urlsplit(url).netloc != host]
+
+    def csp_violations(self) -> list[str]:
+        return [text for _, text in self.console if re.search(r"Content[ -]Security[ -]Policy", text, re.I)]
+
+    def errors(self) -> list[str]:
+        return [text for kind, text in self.console if kind == "error"] + self.page_errors
+
+    def scripts(self) -> list[str]:
+        return [url for kind, url in self.requests if kind == "script"]
+
+
+def watch(page, base_url: str) -> PageWatch:
+    seen = PageWatch(base_url=base_url)
+    page.on("request", lambda request: seen.requests.append((request.resource_type, request.url)))
+    page.on("websocket", lambda socket: seen.websockets.append(socket.url))
+    page.on("console", lambda message: seen.console.append((message.type, message.text)))
+    page.on("pageerror", lambda error: seen.page_errors.append(str(error)))
+    return seen
+
+
+@pytest.fixture
+def playground_user(django_user_model):
+    return django_user_model.objects.create_user("player", password=PASSWORD, is_staff=True)
+
+
+def log_in(page, base_url: str, user) -> None:
+    """Through the admin login form, as a person would; lands on the playground."""
+    page.goto(f"{base_url}/playground/")
+    page.fill("#id_username", user.get_username())
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{base_url}/playground/")
+
+
+# Records every status the page shows, so a test can check the order (a poll could skip one).
+RECORD_STATUSES = """() => {
+  window.seenStatuses = [document.getElementById("status").dataset.status];
+  new MutationObserver(() => {
+    const status = document.getElementById("status");
+    if (status && window.seenStatuses.at(-1) !== status.dataset.status) window.seenStatuses.push(status.dataset.status);
+  }).observe(document.body, { subtree: true, childList: true, attributes: true });
+}"""
