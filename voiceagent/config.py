@@ -38,26 +38,21 @@ def env_bool(env: environ.Env, name: str, default: bool) -> bool:
 
 
 def env_int(env: environ.Env, name: str, default: int, *, minimum: int = 0) -> int:
-    raw = env.str(name, default=None)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a whole number.") from None
-    if value < minimum:
-        raise ConfigurationError(f"{name}={value} is below the minimum of {minimum}.")
-    return value
+    return _env_number(env, name, default, minimum=minimum, convert=int, noun="a whole number")
 
 
 def env_float(env: environ.Env, name: str, default: float, *, minimum: float = 0.0) -> float:
+    return _env_number(env, name, default, minimum=minimum, convert=float, noun="a number")
+
+
+def _env_number(env: environ.Env, name: str, default, *, minimum, convert, noun: str):
     raw = env.str(name, default=None)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = float(raw.strip())
+        value = convert(raw.strip())
     except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a number.") from None
+        raise ConfigurationError(f"{name}={raw!r} is not {noun}.") from None
     if value < minimum:
         raise ConfigurationError(f"{name}={value} is below the minimum of {minimum}.")
     return value
