@@ -1,0 +1,122 @@
+"""Pieces shared by the figures: timing statistics, a table printer, a bounded load generator."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence (0.0 when empty)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, round(fraction * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def median(values: Iterable[float]) -> float:
+    return statistics.median(values)
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    text_rows = [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in text_rows)) if text_rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    print(line)
+    print("  ".join("-" * w for w in widths))
+    for row in text_rows:
+        # First column (the label) left-aligned, numbers right-aligned.
+        cells = [cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        print("  ".join(cells))
+
+
+@dataclass
+class LoadResult:
+    """What one operation did under load: counts, throughput and latency in milliseconds."""
+
+    operation: str
+    requests: int
+    errors: int
+    seconds: float
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    error_samples: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_load(
+    operation: str,
+    call: Callable[[Any, int], bool | str],
+    *,
+    clients: int,
+    total: int,
+    max_seconds: float,
+    make_client: Callable[[], Any],
+) -> LoadResult:
+    """Run ``call(client, i)`` for i in 0..total-1 from ``clients`` threads, each with its own client.
+
+    Bounded twice: by ``total`` calls and by ``max_seconds`` of wall time. ``call``
+    returns True for success, or an error description (an exception counts too).
+    """
+    next_index = iter(range(total))
+    index_lock = threading.Lock()
+    clock: dict[str, float] = {}
+    latencies: list[float] = []
+    errors: list[str] = []
+    results_lock = threading.Lock()
+
+    def release() -> None:
+        # Runs once, when every client is ready: the measured time starts here.
+        clock["started"] = time.perf_counter()
+        clock["deadline"] = time.monotonic() + max_seconds
+
+    start_together = threading.Barrier(clients, action=release)
+
+    def worker() -> None:
+        client = make_client()
+        own_latencies: list[float] = []
+        own_errors: list[str] = []
+        start_together.wait(timeout=60)
+        while time.monotonic() < clock["deadline"]:
+            with index_lock:
+                i = next(next_index, None)
+            if i is None:
+                break
+            started = time.perf_counter()
+            try:
+                outcome = call(client, i)
+            except Exception as exc:  # a failed request is a figure, not a crash
+                outcome = f"{type(exc).__name__}: {exc}"
+            own_latencies.append(time.perf_counter() - started)
+            if outcome is not True:
+                own_errors.append(str(outcome))
+        with results_lock:
+            latencies.extend(own_latencies)
+            errors.extend(own_errors)
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        for future in [pool.submit(worker) for _ in range(clients)]:
+            future.result()
+    elapsed = time.perf_counter() - clock["started"]
+    latencies.sort()
+    return LoadResult(
+        operation=operation,
+        requests=len(latencies),
+        errors=len(errors),
+        seconds=round(elapsed, 3),
+        requests_per_second=round(len(latencies) / elapsed, 1) if elapsed else 0.0,
+        p50_ms=round(percentile(latencies, 0.50) * 1000, 2),
+        p99_ms=round(percentile(latencies, 0.99) * 1000, 2),
+        error_samples=sorted(set(errors))[:5],
+    )

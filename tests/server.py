@@ -1,0 +1,136 @@
+"""A real, production-style server process for tests and benchmarks.
+
+:func:`asgi_server` runs ``uvicorn voiceagent.asgi:application`` with several
+worker processes on a free loopback port and yields its base URL. The
+``live_asgi_server`` fixture runs it against the pytest-django test database, so a
+test can reach the same rows through HTTP that it writes through the ORM. The
+server is a separate process: its writes are only visible to tests that commit,
+so tests using it need ``@pytest.mark.django_db(transaction=True)`` (and carry
+``@pytest.mark.server``). Import the fixture into the test module::
+
+    from tests.server import live_asgi_server  # noqa: F401
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import pytest
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def asgi_server(
+    *,
+    env: Mapping[str, str],
+    workers: int = 2,
+    startup_timeout: float = 60.0,
+    log_level: str = "warning",
+) -> Iterator[str]:
+    """Run uvicorn with ``workers`` processes and environment ``env``; yield ``http://127.0.0.1:<port>``."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "voiceagent.asgi:application",
+        "--workers",
+        str(workers),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        log_level,
+        "--no-access-log",
+    ]
+    # A file rather than a pipe: nobody reads the output while the server runs, and a full pipe would block it.
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=dict(env), stdout=output, stderr=subprocess.STDOUT)  # noqa: S603
+        try:
+            _wait_until_answering(process, base_url, output, startup_timeout)
+            yield base_url
+        finally:
+            _stop(process)
+
+
+def _wait_until_answering(process: subprocess.Popen, base_url: str, output: IO[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{_tail(output)}")
+        try:
+            # Any answer means Django is serving; what /healthz reports is for the tests to judge.
+            requests.get(f"{base_url}/healthz", timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    _stop(process)
+    raise RuntimeError(f"the server did not answer on {base_url} within {timeout:.0f} s:\n{_tail(output)}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()  # uvicorn's supervisor stops its workers on SIGTERM
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def _tail(output: IO[bytes], limit: int = 4000) -> str:
+    output.seek(0)
+    return output.read().decode("utf-8", errors="replace")[-limit:]
+
+
+def env_for_test_database() -> dict[str, str]:
+    """The environment for a server process that uses this pytest process's test database."""
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    env["DATABASE_URL"] = url_of_test_database()
+    # conftest.py relaxes Django's async safety for Playwright in the pytest process; a server runs as in production.
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return env
+
+
+def url_of_test_database() -> str:
+    """DATABASE_URL of the test database, valid once pytest-django has set it up.
+
+    By then NAME is the test database: the SQLite file tests/settings.py names, or
+    test_<name> on PostgreSQL, which keeps the rest of the configured URL.
+    """
+    from django.db import connections
+
+    database = connections["default"].settings_dict
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{Path(database['NAME']).resolve()}"
+    configured = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(configured._replace(path="/" + quote(str(database["NAME"]))))
+
+
+@pytest.fixture(scope="session")
+def live_asgi_server(django_db_setup) -> Iterator[str]:
+    """Base URL of uvicorn with two workers serving the test database (see the module docstring)."""
+    with asgi_server(env=env_for_test_database(), workers=2) as base_url:
+        yield base_url
