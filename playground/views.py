@@ -187,7 +187,7 @@ def _page_context(request: HttpRequest, session: VoiceSession | None) -> dict[st
 def _respond(
     request: HttpRequest,
     partial: str,
-    context: Callable[[], dict[str, Any]],
+    context: dict[str, Any],
     *,
     session: VoiceSession | None = None,
     keep_polling: bool = True,
@@ -196,8 +196,8 @@ def _respond(
     if not request.htmx:
         return render(request, PAGE, _page_context(request, session))
     if keep_polling:
-        return render(request, f"{PAGE}#{partial}", context())
-    return HttpResponseStopPolling(render_to_string(f"{PAGE}#{partial}", context(), request=request))
+        return render(request, f"{PAGE}#{partial}", context)
+    return HttpResponseStopPolling(render_to_string(f"{PAGE}#{partial}", context, request=request))
 
 
 # --- Views ----------------------------------------------------------------------------------------
@@ -222,14 +222,14 @@ def session_status(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
     context = _status_context(session)
     if request.htmx and not session.is_terminal and request.GET.get("v") == context["status_version"]:
         return HttpResponse(status=204)
-    return _respond(request, "status", lambda: context, session=session, keep_polling=not session.is_terminal)
+    return _respond(request, "status", context, session=session, keep_polling=not session.is_terminal)
 
 
 @require_safe
 @login_required_htmx
 def session_transcript(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
     session = _visible_session(request, session_id)
-    return _respond(request, "transcript", lambda: _transcript_context(session), session=session)
+    return _respond(request, "transcript", _transcript_context(session), session=session)
 
 
 @require_safe
@@ -237,7 +237,7 @@ def session_transcript(request: HttpRequest, session_id: uuid.UUID) -> HttpRespo
 def session_timeline(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
     session = _visible_session(request, session_id)
     context = _timeline_context(session)
-    return _respond(request, "timeline", lambda: context, session=session, keep_polling=context["timeline_polling"])
+    return _respond(request, "timeline", context, session=session, keep_polling=context["timeline_polling"])
 
 
 @require_safe
@@ -245,7 +245,7 @@ def session_timeline(request: HttpRequest, session_id: uuid.UUID) -> HttpRespons
 def recent_sessions(request: HttpRequest) -> HttpResponse:
     """The user's latest sessions; polled while one of them is open, then 286."""
     context = _recent_context(request)
-    return _respond(request, "recent", lambda: context, keep_polling=context["recent_polling"])
+    return _respond(request, "recent", context, keep_polling=context["recent_polling"])
 
 
 @require_safe
@@ -255,4 +255,4 @@ def log_tail(request: HttpRequest) -> HttpResponse:
     if not request.user.is_staff:
         raise PermissionDenied("The log is for staff only.")
     context = _logs_context(request)
-    return _respond(request, "logs", lambda: context, keep_polling=context["logs_polling"])
+    return _respond(request, "logs", context, keep_polling=context["logs_polling"])

@@ -174,11 +174,6 @@ def watch(page, base_url: str) -> PageWatch:
     return seen
 
 
-@pytest.fixture
-def playground_user(django_user_model):
-    return django_user_model.objects.create_user("player", password=PASSWORD, is_staff=True)
-
-
 def log_in(page, base_url: str, user) -> None:
     """Through the admin login form, as a person would; lands on the playground."""
     page.goto(f"{base_url}/playground/")

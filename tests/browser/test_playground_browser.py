@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from sessions.models import VoiceSession
-from tests.browser.conftest import RECORD_STATUSES, UPSTREAM_API_KEY, log_in, watch
+from tests.browser.conftest import PASSWORD, RECORD_STATUSES, UPSTREAM_API_KEY, log_in, watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.django_db(transaction=True)]
 
@@ -26,7 +26,7 @@ SPEECH_TIMEOUT = 40_000  # voice mode: the greeting plays for as long as its wor
 @pytest.fixture
 def player(django_user_model):
     # A superuser: the same person checks the admin afterwards.
-    return django_user_model.objects.create_superuser("player", "player@example.com", "playground-pass-123")
+    return django_user_model.objects.create_superuser("player", "player@example.com", PASSWORD)
 
 
 def choose(page: Page, *, agent: str, mode: str) -> None:
