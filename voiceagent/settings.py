@@ -110,8 +110,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    # Under ASGI every request runs in a thread of its own, so persistent connections
+    # (CONN_MAX_AGE > 0) pile up until PostgreSQL refuses more: bench/api.py saw half of
+    # all requests fail that way. Django's psycopg pool bounds them per worker process.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "pool", {"min_size": 1, "max_size": env_int(env, "DATABASE_POOL_SIZE", default=10, minimum=1), "timeout": 10}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (throttles) ------------------------------------------------------------
@@ -249,6 +255,15 @@ ELEVENLABS_PHONE_NUMBER_ID = env.str("ELEVENLABS_PHONE_NUMBER_ID", default="").s
 SESSION_STALE_SECONDS = env_int(env, "SESSION_STALE_SECONDS", default=900, minimum=60)
 # With no API key, the simulated agent stands in for ElevenLabs.
 SIMULATION_MODE = not ELEVENLABS_API_KEY
+
+# The simulated agent's timing, as ElevenLabs' defaults (transport_receive_timeout 60 s, max call 600 s).
+SIMULATOR_PING_INTERVAL_SECONDS = env_float(env, "SIMULATOR_PING_INTERVAL_SECONDS", default=10.0, minimum=0.1)
+SIMULATOR_INACTIVITY_TIMEOUT_SECONDS = env_float(env, "SIMULATOR_INACTIVITY_TIMEOUT_SECONDS", default=60.0, minimum=1)
+SIMULATOR_MAX_DURATION_SECONDS = env_float(env, "SIMULATOR_MAX_DURATION_SECONDS", default=600.0, minimum=1)
+SIMULATOR_END_OF_SPEECH_SILENCE_SECONDS = env_float(
+    env, "SIMULATOR_END_OF_SPEECH_SILENCE_SECONDS", default=0.8, minimum=0.1
+)
+SIMULATOR_SPEECH_RMS_THRESHOLD = env_float(env, "SIMULATOR_SPEECH_RMS_THRESHOLD", default=500.0, minimum=0)
 
 # --- Channels (the simulated agent's WebSocket) ------------------------------------------
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
