@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,10 +19,6 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
         return 0.0
     rank = max(1, round(fraction * len(sorted_values)))
     return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
-def median(values: Iterable[float]) -> float:
-    return statistics.median(values)
 
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -9,12 +9,13 @@ freshly written, so both are read from the page cache.
 from __future__ import annotations
 
 import collections
+import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import median, print_table
+from bench.common import print_table
 from voiceagent.logtail import tail_lines
 
 NAME = "logtail"
@@ -81,8 +82,8 @@ def run() -> dict[str, Any]:
             naive = time_calls(whole_file, WHOLE_FILE_REPETITIONS[label])
             figures["files"][label] = {
                 "bytes": path.stat().st_size,
-                "tail_median_ms": round(median(tail) * 1000, 4),
-                "whole_file_median_ms": round(median(naive) * 1000, 2),
+                "tail_median_ms": round(statistics.median(tail) * 1000, 4),
+                "whole_file_median_ms": round(statistics.median(naive) * 1000, 2),
             }
             path.unlink()
     small, large = figures["files"]["1 MB"], figures["files"]["1 GB"]

@@ -30,32 +30,19 @@ find_python() {
     # pyenv shims exist for every installed version but fail outside a matching
     # .python-version, so each candidate is run, not just looked up.
     for candidate in "${PYTHON:-}" python3.13 python3.12 python3; do
-        if python_ok "$candidate"; then
-            command -v "$candidate"
-            return
-        fi
+        python_ok "$candidate" && { command -v "$candidate"; return; }
     done
-    if command -v pyenv >/dev/null 2>&1; then
-        for version in "$(cat .python-version 2>/dev/null || true)" 3.13 3.12; do
-            [ -n "$version" ] || continue
-            candidate="$(pyenv prefix "$version" 2>/dev/null | head -n 1)/bin/python3"
-            if python_ok "$candidate"; then
-                echo "$candidate"
-                return
-            fi
-            candidate="$(PYENV_VERSION="$version" pyenv which python3 2>/dev/null || true)"
-            if python_ok "$candidate"; then
-                echo "$candidate"
-                return
-            fi
+    command -v pyenv >/dev/null 2>&1 || return 1
+    for version in "$(cat .python-version 2>/dev/null || true)" 3.13 3.12; do
+        [ -n "$version" ] || continue
+        for candidate in "$(pyenv prefix "$version" 2>/dev/null | head -n 1)/bin/python3" \
+            "$(PYENV_VERSION="$version" pyenv which python3 2>/dev/null || true)"; do
+            python_ok "$candidate" && { echo "$candidate"; return; }
         done
-        for candidate in "$(pyenv root)"/versions/3.1[23]*/bin/python3; do
-            if python_ok "$candidate"; then
-                echo "$candidate"
-                return
-            fi
-        done
-    fi
+    done
+    for candidate in "$(pyenv root)"/versions/3.1[23]*/bin/python3; do
+        python_ok "$candidate" && { echo "$candidate"; return; }
+    done
     return 1
 }
 

@@ -84,7 +84,6 @@ def _wait_until_answering(process: subprocess.Popen, base_url: str, output: IO[b
             return
         except requests.ConnectionError:
             time.sleep(0.1)
-    _stop(process)
     raise RuntimeError(f"the server did not answer on {base_url} within {timeout:.0f} s:\n{_tail(output)}")
 
 
