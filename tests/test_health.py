@@ -22,7 +22,7 @@ def test_it_answers_without_login(client, settings, path):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert body["database"] == {"ok": True, "vendor": "sqlite"}
+    assert body["database"] == {"ok": True, "vendor": connection.vendor}
     assert body["elevenlabs"] == {"mode": "configured", "missing": [], "base_url": "https://api.elevenlabs.io"}
     assert body["version"] == "1.0.0"
     assert response["Cache-Control"].startswith("max-age=0")
