@@ -42,6 +42,17 @@ CHROMIUM_ARGS = [
 PASSWORD = "playground-pass-123"
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-django has ordered the tests by database use
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last.
+
+    Playwright's sync API keeps its event loop running in the main thread until the
+    session ends (pytest-playwright's fixtures are session-scoped), so any later test
+    that calls asyncio.run() would fail with "cannot be called from a running event loop".
+    """
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 def pytest_report_header(config) -> str:
     return f"browser tests: {'chromium at ' + CHROMIUM if CHROMIUM else MISSING_CHROMIUM}"
 
