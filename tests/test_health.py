@@ -86,7 +86,7 @@ def test_an_unreachable_database_answers_503_with_the_error_class(client, monkey
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "error"
-    assert body["database"] == {"ok": False, "vendor": "sqlite", "error": "OperationalError"}
+    assert body["database"] == {"ok": False, "vendor": connection.vendor, "error": "OperationalError"}
     text = response.content.decode()
     assert "Traceback" not in text
     assert "/secret/path" not in text
