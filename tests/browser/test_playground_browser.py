@@ -89,6 +89,7 @@ def test_text_conversation_with_the_simulated_support_agent(page: Page, simulate
 
     session = latest_session(player)
     assert session.status == "ended"
+    assert session.end_reason == "user"  # the user's End is recorded before the agent's webhook can end it
     assert session.simulation is True
     assert session.agent_type == "support"
     kinds = list(session.events.values_list("kind", flat=True))

@@ -304,15 +304,8 @@ async function end() {
   }
   ui.endButton.disabled = true;
   const sessionId = state.sessionId || shownSession().id;
-  if (state.conversation) {
-    try {
-      await state.conversation.endSession(); // onDisconnect reports reason "user"
-    } catch (error) {
-      clientLog("warning", `endSession failed: ${error}`);
-    }
-    state.conversation = null;
-  }
-  await reports; // the hang-up is on the timeline before the end
+  // Record the user's end first: hanging up makes the agent send its post-call webhook at once,
+  // and whichever end reaches the server first is the one the session keeps.
   if (sessionId) {
     try {
       const result = await request("PUT", sessionUrl(config.endUrl, sessionId), { reason: "user" });
@@ -321,6 +314,15 @@ async function end() {
       showError(`The server could not be reached: ${error.message}`);
     }
   }
+  if (state.conversation) {
+    try {
+      await state.conversation.endSession(); // onDisconnect reports reason "user"
+    } catch (error) {
+      clientLog("warning", `endSession failed: ${error}`);
+    }
+    state.conversation = null;
+  }
+  await reports; // the hang-up report is on the timeline before the page refreshes
   await refreshStatus();
   refreshPartials();
   setControls("idle");
