@@ -32,9 +32,7 @@ def env_bool(env: environ.Env, name: str, default: bool) -> bool:
         return True
     if word in FALSE_WORDS:
         return False
-    raise ConfigurationError(
-        f"{name}={raw!r} is not a boolean; use one of true/false, yes/no, on/off, 1/0."
-    )
+    raise ConfigurationError(f"{name}={raw!r} is not a boolean; use one of true/false, yes/no, on/off, 1/0.")
 
 
 def env_int(env: environ.Env, name: str, default: int, *, minimum: int = 0) -> int:
