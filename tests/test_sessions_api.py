@@ -202,3 +202,12 @@ def test_bad_filters_are_400(alice_api, query):
     response = alice_api.get(f"/voice/sessions?{query}")
     assert response.status_code == 400
     assert query.split("=")[0] in response.json()
+
+
+def test_the_browsable_api_renders_for_a_logged_in_browser(client, alice):
+    client.force_login(alice)
+    response = client.get("/voice/sessions", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    assert "Session List Create" in response.text or "voice/sessions" in response.text
+    assert 'name="csrfmiddlewaretoken"' in response.text  # the POST form
