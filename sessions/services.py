@@ -71,7 +71,8 @@ class OutboundUnavailable(SessionError):
 
 def _lock(session: VoiceSession | str) -> VoiceSession:
     pk = session.pk if isinstance(session, VoiceSession) else session
-    return VoiceSession.objects.select_for_update().get(pk=pk)
+    # The owner comes along (every response names it) but only the session row is locked.
+    return VoiceSession.objects.select_related("created_by").select_for_update(of=("self",)).get(pk=pk)
 
 
 def _move(
@@ -341,7 +342,7 @@ def session_start(
     if outbound_call:
         session = session_dial(session=session, agent_id=agent_id)
         return session, _phone_conversation(session), False
-    credential = session_connect(
+    session, credential = session_connect(
         session=session, agent_id=agent_id, text_only=text_only, ws_base=ws_base, http_base=http_base
     )
     return session, credential.as_response(), False
@@ -350,7 +351,10 @@ def session_start(
 def session_connect(
     *, session: VoiceSession, agent_id: str | None = None, text_only: bool, ws_base: str, http_base: str
 ):
-    """Mint a browser credential for a created session and move it to connecting (or failed)."""
+    """Mint a browser credential for a created session and move it to connecting (or failed).
+
+    Returns ``(session, credential)`` with the session as it now is.
+    """
     from elevenlabs.credentials import agent_id_for, credential_mint, resolve_connection_type
 
     if session.status != Status.CREATED:
@@ -369,15 +373,14 @@ def session_connect(
             )
         except Exception as exc:
             raise StartFailed(_fail_from_upstream(session, exc), exc) from exc
-    session_mark_connecting(
+    connecting = session_mark_connecting(
         session=session,
         agent_id=agent_id,
         connection_type=credential.connection_type,
         simulation=credential.simulation,
         payload={"expires_at": credential.expires_at.isoformat(), "text_only": text_only},
     )
-    session.refresh_from_db()
-    return credential
+    return connecting, credential
 
 
 def session_dial(*, session: VoiceSession, agent_id: str) -> VoiceSession:

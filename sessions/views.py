@@ -150,9 +150,10 @@ class ElevenLabsActionApi(APIView):
             session = get_visible_session(request, fields["sessionId"])
             if "agentType" in fields and fields["agentType"] != session.agent_type:
                 raise ValidationError({"agentType": f"The session is a {session.agent_type} session."})
-            credential = services.session_connect(
+            session, credential = services.session_connect(
                 session=session, text_only=fields["textOnly"], **_bases(request)
-            ).as_response()
+            )
+            credential = credential.as_response()
         else:
             session, credential, _ = services.session_start(
                 user=request.user,

@@ -35,7 +35,8 @@ CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
     "--disable-background-networking",
-    # A microphone without a person: Chromium grants the permission and plays a test tone.
+    # A microphone without a person: Chromium grants the permission and plays a recording
+    # (--use-file-for-fake-audio-capture, added by browser_type_launch_args).
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
 ]
@@ -71,9 +72,34 @@ def _chromium_present() -> None:
 
 
 @pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
+def browser_type_launch_args(browser_type_launch_args, tmp_path_factory):
     require_chromium()
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+    microphone = write_microphone_recording(tmp_path_factory.mktemp("microphone") / "speech.wav")
+    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={microphone}"]
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": args}
+
+
+def write_microphone_recording(path, *, quiet_secs: float = 10.0, speech_secs: float = 1.0) -> str:
+    """What the fake microphone hears: silence while the greeting plays, then a short utterance.
+
+    Chromium's default fake device beeps from the first second, which made the simulated agent
+    hear an interruption at a random point of its greeting; a recording makes the order fixed.
+    """
+    import math
+    import struct
+    import wave
+
+    rate = 16000
+    quiet = b"\x00\x00" * int(rate * quiet_secs)
+    speech = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 220 * n / rate))) for n in range(int(rate * speech_secs))
+    )
+    with wave.open(str(path), "wb") as recording:
+        recording.setnchannels(1)
+        recording.setsampwidth(2)
+        recording.setframerate(rate)
+        recording.writeframes(quiet + speech + quiet)
+    return str(path)
 
 
 # --- Servers -----------------------------------------------------------------------------------------
