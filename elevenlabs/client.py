@@ -41,6 +41,8 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_exponential_jitter
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
+from voiceagent.timing import record_upstream
+
 logger = logging.getLogger("voiceagent.elevenlabs")
 
 REDACTED = "[REDACTED]"
@@ -446,7 +448,9 @@ class ElevenLabsClient:
             except requests.RequestException as exc:
                 raise self._transport_error(exc) from exc
             finally:
-                budget.spent += time.monotonic() - sent_at
+                exchange = time.monotonic() - sent_at
+                budget.spent += exchange
+                record_upstream(exchange)
             if response.status_code >= 300:
                 raise self._error_from_response(response)
             return response
