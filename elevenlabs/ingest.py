@@ -39,6 +39,7 @@ from sessions.services import (
     InvalidTransition,
     session_fail,
     session_record_event,
+    session_store_audio,
     session_store_post_call,
 )
 from voiceagent.logging import session_context
@@ -282,17 +283,13 @@ def _apply(delivery: WebhookDelivery, session: VoiceSession, *, audio: IO[bytes]
         if delivery.event_type == TRANSCRIPTION:
             session_store_post_call(session=session, conversation=data, source="webhook")
         elif delivery.event_type == AUDIO:
-            # Lock the row and write only the audio column, so a concurrent status change is not overwritten.
-            locked = VoiceSession.objects.select_for_update().get(pk=session.pk)
-            content = audio if isinstance(audio, File) else File(audio)
-            locked.audio.save(f"{get_valid_filename(delivery.conversation_id)}.mp3", content, save=False)
-            locked.save(update_fields=["audio", "updated_at"])
-            delivery.payload = {**data, "audio_path": locked.audio.name}
-            session_record_event(
-                session=locked,
-                kind="post_call_audio",
-                payload={"bytes": data.get("audio_bytes"), "file": locked.audio.name},
+            stored = session_store_audio(
+                session=session,
+                content=audio if isinstance(audio, File) else File(audio),
+                filename=f"{get_valid_filename(delivery.conversation_id)}.mp3",
+                size=data.get("audio_bytes"),
             )
+            delivery.payload = {**data, "audio_path": stored.audio.name}
         elif delivery.event_type == CALL_INITIATION_FAILURE:
             reason = data.get("failure_reason") or "unknown"
             try:

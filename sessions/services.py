@@ -283,6 +283,19 @@ def session_store_post_call(
     return locked
 
 
+def session_store_audio(*, session: VoiceSession, content, filename: str, size: int | None = None) -> VoiceSession:
+    """Keep the call's recording (a django File) as the session's audio, and note it on the timeline.
+
+    Only the audio column is written, under the row lock, so a concurrent status change is kept.
+    """
+    with transaction.atomic():
+        locked = _lock(session)
+        locked.audio.save(filename, content, save=False)
+        locked.save(update_fields=["audio", "updated_at"])
+        session_record_event(session=locked, kind="post_call_audio", payload={"bytes": size, "file": locked.audio.name})
+    return locked
+
+
 # --- Starting a conversation ----------------------------------------------------------------
 
 
