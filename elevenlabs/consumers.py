@@ -88,13 +88,11 @@ class SimulatorTimings:
     @classmethod
     def from_settings(cls) -> SimulatorTimings:
         return cls(
-            ping_interval=float(getattr(settings, "SIMULATOR_PING_INTERVAL_SECONDS", cls.ping_interval)),
-            inactivity_timeout=float(getattr(settings, "SIMULATOR_INACTIVITY_TIMEOUT_SECONDS", cls.inactivity_timeout)),
-            max_duration=float(getattr(settings, "SIMULATOR_MAX_DURATION_SECONDS", cls.max_duration)),
-            end_of_speech_silence=float(
-                getattr(settings, "SIMULATOR_END_OF_SPEECH_SILENCE_SECONDS", cls.end_of_speech_silence)
-            ),
-            speech_rms_threshold=float(getattr(settings, "SIMULATOR_SPEECH_RMS_THRESHOLD", cls.speech_rms_threshold)),
+            ping_interval=settings.SIMULATOR_PING_INTERVAL_SECONDS,
+            inactivity_timeout=settings.SIMULATOR_INACTIVITY_TIMEOUT_SECONDS,
+            max_duration=settings.SIMULATOR_MAX_DURATION_SECONDS,
+            end_of_speech_silence=settings.SIMULATOR_END_OF_SPEECH_SILENCE_SECONDS,
+            speech_rms_threshold=settings.SIMULATOR_SPEECH_RMS_THRESHOLD,
         )
 
 

@@ -22,7 +22,6 @@ logger = logging.getLogger("voiceagent.elevenlabs.webhook")
 
 # Bodies up to this size stay in memory while spooled; larger ones (audio) go to a temp file.
 SPOOL_MEMORY_BYTES = 1024 * 1024
-DEFAULT_MAX_BODY_BYTES = 200 * 1024 * 1024
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -40,7 +39,7 @@ def webhook(request: HttpRequest) -> JsonResponse:
         logger.error("webhook refused: ELEVENLABS_WEBHOOK_SECRET is not configured")
         return _error(503, "Webhook secret is not configured; no delivery is accepted.")
     client = request.META.get("REMOTE_ADDR", "-")
-    max_bytes = getattr(settings, "ELEVENLABS_WEBHOOK_MAX_BYTES", DEFAULT_MAX_BODY_BYTES)
+    max_bytes = settings.ELEVENLABS_WEBHOOK_MAX_BYTES
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
         try:
             signed = spool_signed_body(

@@ -250,6 +250,8 @@ ELEVENLABS_OUTBOUND_PROVIDER = env_choice(
     env, "ELEVENLABS_OUTBOUND_PROVIDER", default="twilio", choices={"twilio", "sip_trunk"}
 )
 ELEVENLABS_PHONE_NUMBER_ID = env.str("ELEVENLABS_PHONE_NUMBER_ID", default="").strip()
+# Post-call audio arrives base64 in the webhook body; larger bodies are refused with 413.
+ELEVENLABS_WEBHOOK_MAX_BYTES = env_int(env, "ELEVENLABS_WEBHOOK_MAX_BYTES", default=200 * 1024 * 1024, minimum=1024)
 # Sessions stuck in connecting/active longer than this are ended with reason "timeout".
 SESSION_STALE_SECONDS = env_int(env, "SESSION_STALE_SECONDS", default=900, minimum=60)
 # With no API key, the simulated agent stands in for ElevenLabs.
