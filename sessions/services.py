@@ -94,9 +94,19 @@ def _move(
     SessionEvent.objects.create(
         session=session, kind=kind, from_status=previous, to_status=target, payload=payload or {}
     )
-    with session_context(session.pk):
-        logger.info("session %s -> %s (%s)", previous, target, kind)
+    _log_after_commit(session.pk, "session %s -> %s (%s)", previous, target, kind)
     return session
+
+
+def _log_after_commit(session_id, message: str, *args: Any) -> None:
+    """Log once the transaction commits: only what happened is logged, and the file lock the
+    log handler takes is never held together with the database's write lock."""
+
+    def log() -> None:
+        with session_context(session_id):
+            logger.info(message, *args)
+
+    transaction.on_commit(log)
 
 
 def session_create(
@@ -220,8 +230,7 @@ def session_fail(
 def session_record_event(*, session: VoiceSession, kind: str, payload: dict | None = None) -> SessionEvent:
     """Add a timeline row that changes no status (a client event, a webhook note)."""
     event = SessionEvent.objects.create(session=session, kind=kind, payload=payload or {})
-    with session_context(session.pk):
-        logger.info("session event %s %s", kind, payload or {})
+    _log_after_commit(session.pk, "session event %s %s", kind, payload or {})
     return event
 
 
