@@ -13,6 +13,7 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
+from elevenlabs.models import SimulatedConversation
 from sessions.models import VoiceSession
 from tests.browser.conftest import PASSWORD, RECORD_STATUSES, UPSTREAM_API_KEY, log_in, watch
 
@@ -90,6 +91,8 @@ def test_text_conversation_with_the_simulated_support_agent(page: Page, simulate
     session = latest_session(player)
     assert session.status == "ended"
     assert session.end_reason == "user"  # the user's End is recorded before the agent's webhook can end it
+    simulated = SimulatedConversation.objects.get(pk=session.conversation_id)
+    assert simulated.client_data.get("user_id") == session.customer_id  # the SDK was told who the user is
     assert session.simulation is True
     assert session.agent_type == "support"
     kinds = list(session.events.values_list("kind", flat=True))

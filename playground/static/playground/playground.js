@@ -255,6 +255,10 @@ async function startConversation(body) {
     const conversation = await Conversation.startSession({
       ...credentialOptions(response.data.elevenlabs_conversation || {}),
       textOnly: body.textOnly,
+      // The customer is the conversation's user in ElevenLabs. The locale is not sent as a language
+      // override: overrides must be enabled per agent, or ElevenLabs closes the call (1008).
+      userId: session.customer_id,
+      ...(Object.keys(session.dynamic_variables || {}).length ? { dynamicVariables: session.dynamic_variables } : {}),
       // Self-hosted worklets: the default blob: URLs are refused by our CSP.
       workletPaths: config.workletPaths,
       ...callbacks(),
