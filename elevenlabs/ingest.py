@@ -241,6 +241,9 @@ def _record(envelope: Envelope, signed: SignedBody) -> WebhookDelivery:
                     **ledger, session=session, outcome=WebhookOutcome.IGNORED, processed_at=timezone.now()
                 )
             outcome = WebhookOutcome.PROCESSED if session else WebhookOutcome.UNMATCHED
+            if session is not None and envelope.event_type == TRANSCRIPTION:
+                # The transcript goes onto the session; the ledger keeps a summary, not a second copy.
+                ledger["payload"] = transcription_summary(envelope.data)
             try:
                 with transaction.atomic():
                     delivery = WebhookDelivery.objects.create(**ledger, session=session, outcome=outcome)
@@ -253,7 +256,7 @@ def _record(envelope: Envelope, signed: SignedBody) -> WebhookDelivery:
                     processed_at=timezone.now(),
                 )
             if session is not None:
-                _apply(delivery, session, audio=envelope.audio)
+                _apply(delivery, session, audio=envelope.audio, data=envelope.data)
             elif envelope.audio is not None:
                 name = _audio_storage().save(
                     f"{PENDING_AUDIO_DIR}/{get_valid_filename(envelope.conversation_id)}.mp3", File(envelope.audio)
@@ -273,15 +276,28 @@ def _record(envelope: Envelope, signed: SignedBody) -> WebhookDelivery:
         raise DeliveryProcessingFailed(failed) from exc
 
 
-def _apply(delivery: WebhookDelivery, session: VoiceSession, *, audio: IO[bytes] | None) -> None:
-    """Apply ``delivery`` (its payload, and its audio file if any) to ``session``; mark it processed.
+def transcription_summary(data: dict[str, Any]) -> dict[str, Any]:
+    """What the ledger keeps of a transcription once it is stored on its session."""
+    analysis = data.get("analysis") or {}
+    return {
+        "stored_on_session": True,
+        "status": data.get("status"),
+        "turns": len(data.get("transcript") or []),
+        "call_successful": analysis.get("call_successful") if isinstance(analysis, dict) else None,
+    }
 
-    Runs inside the caller's transaction.
+
+def _apply(
+    delivery: WebhookDelivery, session: VoiceSession, *, audio: IO[bytes] | None, data: dict[str, Any] | None = None
+) -> None:
+    """Apply ``delivery`` (``data``, by default its payload, and its audio file if any) to ``session``;
+    mark it processed. Runs inside the caller's transaction.
     """
-    data = delivery.payload
+    data = delivery.payload if data is None else data
     with session_context(session.pk):
         if delivery.event_type == TRANSCRIPTION:
             session_store_post_call(session=session, conversation=data, source="webhook")
+            delivery.payload = transcription_summary(data)
         elif delivery.event_type == AUDIO:
             stored = session_store_audio(
                 session=session,

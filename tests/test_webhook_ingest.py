@@ -113,7 +113,10 @@ def test_transcription_stores_the_post_call_data_and_ends_the_session(deliver):
     assert delivery.session == session and delivery.processed_at is not None and delivery.error == ""
     assert delivery.agent_id == "agent_support_test" and delivery.event_timestamp == 1780000050
     assert delivery.body_bytes == len(transcription()) and len(delivery.body_sha256) == 64
-    assert delivery.payload["transcript"] == TRANSCRIPTION_DATA["transcript"]
+    # The transcript lives on the session; the ledger keeps a summary, not a second copy.
+    assert "transcript" not in delivery.payload
+    assert delivery.payload["turns"] == len(TRANSCRIPTION_DATA["transcript"])
+    assert delivery.payload["stored_on_session"] is True
     kinds = list(session.events.values_list("kind", flat=True))
     assert kinds[-2:] == ["post_call", "ended"]
 
@@ -262,6 +265,7 @@ def test_a_transcription_nobody_claimed_is_kept_and_attached_when_a_session_clai
     delivery.refresh_from_db()
     assert session.status == "ended" and session.transcript == TRANSCRIPTION_DATA["transcript"]
     assert (delivery.outcome, delivery.session) == ("processed", session)
+    assert "transcript" not in delivery.payload  # now on the session only
     # Attaching again finds nothing; a redelivery is now a duplicate.
     assert webhook_attach_pending(session=session) == 0
     assert deliver(transcription("conv_late")).json() == {"status": "duplicate"}
@@ -478,8 +482,10 @@ def test_admin_lists_filters_and_searches_the_ledger_read_only(deliver, admin_cl
     detail = admin_client_.get(f"{base}{delivery.pk}/change/")
     assert detail.status_code == 200
     text = detail.content.decode()
-    assert "Router reset explained." in text and 'name="_save"' not in text
+    assert "stored_on_session" in text and 'name="_save"' not in text
     assert settings.ELEVENLABS_WEBHOOK_SECRET not in text
+    waiting = WebhookDelivery.objects.get(outcome="unmatched")
+    assert "Router reset explained." in admin_client_.get(f"{base}{waiting.pk}/change/").content.decode()
     assert admin_client_.post(f"{base}{delivery.pk}/delete/", {"post": "yes"}).status_code == 403
     assert WebhookDelivery.objects.count() == 3
 
