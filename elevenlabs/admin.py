@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
 from elevenlabs.models import SimulatedConversation, WebhookDelivery
+from voiceagent.admin_display import pretty_json, transcript_table
 
 PAYLOAD_PREVIEW_CHARS = 20_000
 
@@ -62,10 +61,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="payload")
     def payload_pretty(self, delivery: WebhookDelivery) -> str:
-        text = json.dumps(delivery.payload, ensure_ascii=False, indent=2)
-        if len(text) > PAYLOAD_PREVIEW_CHARS:
-            text = text[:PAYLOAD_PREVIEW_CHARS] + "\n… (truncated)"
-        return format_html("<pre>{}</pre>", text)
+        return pretty_json(delivery.payload, limit=PAYLOAD_PREVIEW_CHARS)
 
 
 @admin.register(SimulatedConversation)
@@ -96,4 +92,4 @@ class SimulatedConversationAdmin(ReadOnlyAdmin):
 
     @admin.display(description="transcript")
     def transcript_pretty(self, conversation: SimulatedConversation) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(conversation.transcript, ensure_ascii=False, indent=2))
+        return transcript_table(conversation.transcript)

@@ -6,10 +6,11 @@ import json
 import uuid
 
 from django.contrib import admin, messages
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from sessions import services
 from sessions.models import EndReason, SessionEvent, VoiceSession
+from voiceagent.admin_display import pretty_json, transcript_table
 
 
 class SessionEventInline(admin.TabularInline):
@@ -106,25 +107,15 @@ class VoiceSessionAdmin(admin.ModelAdmin):
 
     @admin.display(description="transcript")
     def transcript_readable(self, session: VoiceSession) -> str:
-        if not session.transcript:
-            return "-"
-        rows = (
-            (turn.get("role", "?"), turn.get("time_in_call_secs", ""), turn.get("message") or "")
-            for turn in session.transcript
-            if isinstance(turn, dict)
-        )
-        return format_html(
-            "<table>{}</table>",
-            format_html_join("", "<tr><th>{}</th><td>{}s</td><td>{}</td></tr>", rows),
-        )
+        return transcript_table(session.transcript)
 
     @admin.display(description="analysis")
     def analysis_readable(self, session: VoiceSession) -> str:
-        return _pretty_json(session.analysis)
+        return pretty_json(session.analysis)
 
     @admin.display(description="call metadata")
     def call_metadata_readable(self, session: VoiceSession) -> str:
-        return _pretty_json(session.call_metadata)
+        return pretty_json(session.call_metadata)
 
     @admin.action(description="End the selected sessions")
     def end_selected(self, request, queryset) -> None:
@@ -134,9 +125,3 @@ class VoiceSessionAdmin(admin.ModelAdmin):
                 services.session_end(session=session, reason=EndReason.OPERATOR)
                 ended += 1
         self.message_user(request, f"Ended {ended} session(s); the others had already finished.", messages.SUCCESS)
-
-
-def _pretty_json(value) -> str:
-    if not value:
-        return "-"
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
