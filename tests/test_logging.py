@@ -158,3 +158,29 @@ def test_a_malformed_format_string_is_still_written_and_redacted(marker):
 
     [line] = lines_with(marker)
     assert_clean(line, settings.ELEVENLABS_API_KEY)
+
+
+def test_uvicorn_access_lines_pass_the_redaction_filter():
+    """uvicorn logs the simulator's signed URL on every WebSocket handshake."""
+    import io
+
+    access = logging.getLogger("uvicorn.access")
+    ours = [h for h in access.handlers if any(isinstance(f, RedactSecretsFilter) for f in h.filters)]
+    assert ours and not access.propagate
+    out = io.StringIO()
+    previous = [handler.setStream(out) for handler in ours]
+    try:
+        access.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "GET",
+            "/simulator/v1/convai/conversation?agent_id=a&conversation_signature=deadbeefcafe1234",
+            "1.1",
+            101,
+        )
+    finally:
+        for handler, stream in zip(ours, previous, strict=True):
+            handler.setStream(stream)
+    written = out.getvalue()
+    assert "/simulator/v1/convai/conversation?agent_id=a&conversation_signature=[REDACTED]" in written
+    assert "deadbeefcafe1234" not in written

@@ -316,5 +316,9 @@ LOGGING = {
     "root": {"handlers": ["file", "console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # uvicorn sets up its own handlers before Django loads; take them over so that its access
+        # log (which carries the simulator's signed URLs) passes the redaction filter too.
+        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
