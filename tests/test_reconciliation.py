@@ -128,3 +128,26 @@ def test_expire_rechecks_under_the_lock(alice):
     cutoff = timezone.now() - timedelta(minutes=15)
     VoiceSession.objects.filter(pk=session.pk).update(started_at=timezone.now())  # it moved on meanwhile
     assert services.session_expire_if_stale(session=session, cutoff=cutoff) is False
+
+
+def test_reconcile_with_audio_downloads_the_recording(alice, upstream):
+    session = make_session(alice, status="ended", conversation_id="conv_a1")
+    add_conversation(upstream, conversation("conv_a1", has_audio=True))
+    recording = b"ID3" + bytes(range(256)) * 300
+    upstream.add(
+        "GET", f"https://api.elevenlabs.io{CONVERSATIONS_PATH}/conv_a1/audio", body=recording, content_type="audio/mpeg"
+    )
+    run("reconcile_sessions", "--audio")
+    session.refresh_from_db()
+    with session.audio.open("rb") as stored:
+        assert stored.read() == recording
+    assert session.events.filter(kind="post_call_audio").count() == 1
+
+
+def test_reconcile_without_the_audio_flag_leaves_the_recording(alice, upstream):
+    session = make_session(alice, status="ended", conversation_id="conv_a2")
+    add_conversation(upstream, conversation("conv_a2", has_audio=True))
+    run("reconcile_sessions")
+    session.refresh_from_db()
+    assert not session.audio
+    assert [call.request.url for call in upstream.calls] == [f"https://api.elevenlabs.io{CONVERSATIONS_PATH}/conv_a2"]

@@ -39,17 +39,27 @@ class Command(BaseCommand):
             help="Seconds an active session may go without news before asking (default 600).",
         )
         parser.add_argument("--limit", type=int, default=200, help="At most this many sessions per run.")
+        parser.add_argument(
+            "--audio",
+            action="store_true",
+            help="Also download the recording of each conversation ElevenLabs has one for.",
+        )
 
-    def handle(self, *args, grace, quiet, limit, **options):
+    def handle(self, *args, grace, quiet, limit, audio, **options):
         now = timezone.now()
         candidates = sessions_missing_post_call(
             ended_before=now - timedelta(seconds=grace), quiet_before=now - timedelta(seconds=quiet)
         )[:limit]
         counts = {"stored": 0, "in_progress": 0, "already_stored": 0, "error": 0}
         for session in candidates:
-            fetch = _simulated_conversation if session.simulation else get_client().get_conversation
+            if session.simulation:
+                fetch, download = _simulated_conversation, None  # the simulator records no audio
+            else:
+                client = get_client()
+                fetch = client.get_conversation
+                download = client.download_conversation_audio if audio else None
             try:
-                outcome = session_reconcile(session=session, fetch_conversation=fetch)
+                outcome = session_reconcile(session=session, fetch_conversation=fetch, download_audio=download)
             except ElevenLabsError as exc:
                 outcome = "error"
                 self.stderr.write(f"{session.pk}: ElevenLabs {exc.status or '-'} {exc.code}: {exc.message}")
