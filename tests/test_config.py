@@ -103,3 +103,21 @@ def test_the_deploy_check_does_catch_a_weak_production_secret_key(tmp_path):
 
     assert result.returncode != 0
     assert "security.W009" in result.stdout + result.stderr
+
+
+def test_env_local_overrides_env_and_the_process_environment_overrides_both(tmp_path):
+    (tmp_path / ".env").write_text("LOG_LEVEL=error\nELEVENLABS_SALES_AGENT_ID=from-env\nCLIENT_LOG_MAX_BYTES=1000\n")
+    (tmp_path / ".env.local").write_text("LOG_LEVEL=warning\nELEVENLABS_SALES_AGENT_ID=from-env-local\n")
+    result = manage(
+        tmp_path,
+        "shell",
+        "-c",
+        "from django.conf import settings as s; "
+        "print(s.LOG_LEVEL, s.ELEVENLABS_SALES_AGENT_ID, s.CLIENT_LOG_MAX_BYTES)",
+        VOICEAGENT_READ_DOTENV="1",
+        VOICEAGENT_DOTENV_DIR=str(tmp_path),
+        DEBUG="true",
+        ELEVENLABS_SALES_AGENT_ID="from-process",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == ["WARNING", "from-process", "1000"]

@@ -1,7 +1,8 @@
 """Settings for voiceagent, read from the environment (see .env.example).
 
 Values come from the process environment first, then `.env.local`, then `.env`
-(the first place that sets a variable wins). Tests set VOICEAGENT_READ_DOTENV=0
+(the first place that sets a variable wins; both files are looked for in the
+project's root, or in VOICEAGENT_DOTENV_DIR). Tests set VOICEAGENT_READ_DOTENV=0
 so that a developer's `.env` never changes what the suite sees.
 """
 
@@ -27,9 +28,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 if os.environ.get("VOICEAGENT_READ_DOTENV", "1") != "0":
+    _DOTENV_DIR = Path(os.environ.get("VOICEAGENT_DOTENV_DIR", BASE_DIR))
     for name in (".env.local", ".env"):
-        if (BASE_DIR / name).is_file():
-            env.read_env(BASE_DIR / name, overwrite=False)
+        if (_DOTENV_DIR / name).is_file():
+            env.read_env(_DOTENV_DIR / name, overwrite=False)
 
 DEBUG = env_bool(env, "DEBUG", default=False)
 
