@@ -6,3 +6,6 @@ class ElevenLabsConfig(AppConfig):
     label = "elevenlabs"
     verbose_name = "ElevenLabs"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from elevenlabs import checks  # noqa: F401  (registers the configuration check)

@@ -108,3 +108,24 @@ def test_a_head_request_works_and_a_post_is_refused(client):
     assert client.head("/healthz").status_code == 200
     response = client.post("/healthz", json.dumps({}), content_type="application/json")
     assert response.status_code == 405
+
+
+def test_start_up_warns_about_each_missing_variable_when_a_key_is_set(settings):
+    from django.core.checks import run_checks
+
+    settings.ELEVENLABS_SALES_AGENT_ID = ""
+    settings.ELEVENLABS_WEBHOOK_SECRET = ""
+    messages = [m for m in run_checks(tags=["elevenlabs"]) if m.id.startswith("elevenlabs.")]
+    assert [m.msg for m in messages] == [
+        "ELEVENLABS_API_KEY is set but ELEVENLABS_SALES_AGENT_ID is not: sales sessions are refused with a 400.",
+        "ELEVENLABS_API_KEY is set but ELEVENLABS_WEBHOOK_SECRET is not: post-call webhooks are refused with a 503.",
+    ]
+
+
+def test_start_up_is_quiet_when_configured_or_simulated(settings):
+    from django.core.checks import run_checks
+
+    assert not [m for m in run_checks(tags=["elevenlabs"]) if m.id.startswith("elevenlabs.")]
+    settings.ELEVENLABS_API_KEY = ""
+    settings.ELEVENLABS_SALES_AGENT_ID = ""
+    assert not [m for m in run_checks(tags=["elevenlabs"]) if m.id.startswith("elevenlabs.")]

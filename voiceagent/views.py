@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
+from elevenlabs.checks import configuration_status
 from sessions.selectors import sessions_visible_to
 from voiceagent.logging import escape_control, session_context
 from voiceagent.logtail import tail_lines
@@ -55,19 +56,7 @@ def _public_url(url: str) -> str:
 
 def elevenlabs_status() -> dict:
     """Which ElevenLabs mode the settings give, naming (never showing) what is missing."""
-    required = {
-        "ELEVENLABS_API_KEY": settings.ELEVENLABS_API_KEY,
-        "ELEVENLABS_SUPPORT_AGENT_ID": settings.ELEVENLABS_SUPPORT_AGENT_ID,
-        "ELEVENLABS_SALES_AGENT_ID": settings.ELEVENLABS_SALES_AGENT_ID,
-        "ELEVENLABS_WEBHOOK_SECRET": settings.ELEVENLABS_WEBHOOK_SECRET,
-    }
-    missing = [name for name, value in required.items() if not value]
-    if not settings.ELEVENLABS_API_KEY:
-        mode = "simulation"
-    elif missing:
-        mode = "misconfigured"
-    else:
-        mode = "configured"
+    mode, missing = configuration_status()
     return {"mode": mode, "missing": missing, "base_url": _public_url(settings.ELEVENLABS_BASE_URL)}
 
 
