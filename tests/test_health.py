@@ -129,3 +129,9 @@ def test_start_up_is_quiet_when_configured_or_simulated(settings):
     settings.ELEVENLABS_API_KEY = ""
     settings.ELEVENLABS_SALES_AGENT_ID = ""
     assert not [m for m in run_checks(tags=["elevenlabs"]) if m.id.startswith("elevenlabs.")]
+
+
+def test_the_favicon_request_is_answered_without_a_404(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 204
+    assert "max-age=86400" in response["Cache-Control"]

@@ -211,3 +211,7 @@ def test_the_browsable_api_renders_for_a_logged_in_browser(client, alice):
     assert response["Content-Type"].startswith("text/html")
     assert "Session List Create" in response.text or "voice/sessions" in response.text
     assert 'name="csrfmiddlewaretoken"' in response.text  # the POST form
+    # DRF's pages use inline styles and handlers: their own policy; the JSON keeps the strict one.
+    assert "script-src 'self' 'unsafe-inline'" in response["Content-Security-Policy"]
+    strict = client.get("/voice/sessions", HTTP_ACCEPT="application/json")["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in strict and "script-src 'self'" in strict

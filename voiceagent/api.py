@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
-from rest_framework import exceptions, status
+from django.utils.csp import CSP
+from rest_framework import exceptions, renderers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -68,4 +70,23 @@ def start_failed_response(exc: StartFailed) -> Response:
     return Response({"error": body, "backend_session": SessionOutput(exc.session).data}, status=http_status)
 
 
-__all__ = ["exception_handler", "exceptions"]
+class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
+    """DRF's HTML pages carry inline styles and event handlers: they get a policy of their own.
+
+    Everything else keeps the strict policy; these pages are for logged-in developers and show
+    only what the JSON shows.
+    """
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            # A nonce would switch 'unsafe-inline' off, so this policy has none.
+            response._csp_config = {
+                **settings.SECURE_CSP,
+                "script-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+                "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+            }
+        return super().render(data, accepted_media_type, renderer_context)
+
+
+__all__ = ["BrowsableAPIRenderer", "exception_handler", "exceptions"]

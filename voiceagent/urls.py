@@ -6,6 +6,7 @@ from voiceagent import views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("healthz", views.healthz, name="healthz"),
     path("api/healthz", views.healthz, name="api-healthz"),
     path("api/logs", views.ClientLogApi.as_view(), name="client-logs"),
