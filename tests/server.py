@@ -122,7 +122,7 @@ def url_of_test_database() -> str:
     from django.db import connections
 
     database = connections["default"].settings_dict
-    if database["ENGINE"] == "django.db.backends.sqlite3":
+    if database["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{Path(database['NAME']).resolve()}"
     configured = urlsplit(os.environ["DATABASE_URL"])
     return urlunsplit(configured._replace(path="/" + quote(str(database["NAME"]))))

@@ -28,7 +28,7 @@ MEDIA_ROOT = os.environ.get("VOICEAGENT_TEST_MEDIA_ROOT") or tempfile.mkdtemp(pr
 os.environ["VOICEAGENT_TEST_MEDIA_ROOT"] = MEDIA_ROOT
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not :memory:, so that a server process started by a test sees the same data.
     _test_db = os.path.join(tempfile.gettempdir(), f"voiceagent-test-{os.getpid()}.sqlite3")
     DATABASES["default"]["TEST"] = {"NAME": _test_db}

@@ -102,7 +102,9 @@ DATABASES = {"default": env_database(env, "DATABASE_URL", default=f"sqlite:///{B
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several worker processes share one file: WAL lets readers run beside the
     # writer, IMMEDIATE takes the write lock up front so read-then-write
-    # transactions wait (up to `timeout` seconds) instead of failing at once.
+    # transactions wait (up to `timeout` seconds) instead of failing at once,
+    # and our backend queues each process's writers in Python first.
+    DATABASES["default"]["ENGINE"] = "voiceagent.db.sqlite3"
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "transaction_mode": "IMMEDIATE",
