@@ -7,9 +7,11 @@ import uuid
 
 from django.contrib import admin, messages
 from django.utils.html import format_html
+from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from sessions import services
-from sessions.models import EndReason, SessionEvent, VoiceSession
+from sessions.models import ApiToken, EndReason, SessionEvent, VoiceSession
 from voiceagent.admin_display import pretty_json, transcript_table
 
 
@@ -125,3 +127,28 @@ class VoiceSessionAdmin(admin.ModelAdmin):
                 services.session_end(session=session, reason=EndReason.OPERATOR)
                 ended += 1
         self.message_user(request, f"Ended {ended} session(s); the others had already finished.", messages.SUCCESS)
+
+
+# --- API tokens: the key is shown once, when it is made ------------------------------------------
+
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(DrfTokenAdmin):
+    """DRF's token admin listed every key in full; here a key is a secret shown once, on creation."""
+
+    list_display = ("masked_key", "user", "created")
+
+    @admin.display(description="key")
+    def masked_key(self, token) -> str:
+        return f"{token.key[:4]}…"
+
+    def response_add(self, request, obj, post_url_continue=None):
+        self.message_user(
+            request,
+            f"API token for {obj.user}: {obj.key} — copy it now; it is not shown again. "
+            "Send it as the header 'Authorization: Token <key>'.",
+            messages.WARNING,
+        )
+        return super().response_add(request, obj, post_url_continue)

@@ -10,6 +10,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from rest_framework.authtoken.models import TokenProxy
 
 
 class AgentType(models.TextChoices):
@@ -130,3 +131,14 @@ class SessionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ApiToken(TokenProxy):
+    """A service's API token as operators see it: named by its first characters, never in full."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.key[:4]}… ({self.user})"

@@ -86,3 +86,15 @@ def test_no_secret_appears_in_the_admin(operator, finished, settings):
     page = operator.get(f"/admin/voice_sessions/voicesession/{finished.pk}/change/")
     assert settings.ELEVENLABS_API_KEY not in page.text
     assert settings.ELEVENLABS_WEBHOOK_SECRET not in page.text
+
+
+def test_api_token_keys_are_shown_once_on_creation_and_masked_in_the_list(operator, alice):
+    from rest_framework.authtoken.models import Token
+
+    created = operator.post("/admin/voice_sessions/apitoken/add/", {"user": alice.pk}, follow=True)
+    token = Token.objects.get(user=alice)
+    assert f"API token for alice: {token.key}" in created.text
+    listing = operator.get("/admin/voice_sessions/apitoken/")
+    assert token.key not in listing.text
+    assert f"{token.key[:4]}…" in listing.text
+    assert token.key not in operator.get(f"/admin/voice_sessions/apitoken/{alice.pk}/change/").text
