@@ -135,3 +135,16 @@ def test_the_favicon_request_is_answered_without_a_404(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 204
     assert "max-age=86400" in response["Cache-Control"]
+
+
+def test_the_cache_is_redis_exactly_when_redis_url_is_set(settings):
+    """CI's PostgreSQL run sets REDIS_URL: throttles then count across workers and machines."""
+    from django.core.cache import cache
+
+    backend = settings.CACHES["default"]["BACKEND"]
+    if settings.REDIS_URL:
+        assert backend == "django.core.cache.backends.redis.RedisCache"
+        cache.set("voiceagent-test-probe", 42, timeout=5)
+        assert cache.get("voiceagent-test-probe") == 42  # a real round trip to Redis
+    else:
+        assert backend == "django.core.cache.backends.locmem.LocMemCache"
