@@ -40,7 +40,7 @@ LOG_TAIL_LINES = 50
 # Stands in for a session id in URL templates handed to the page's script.
 URL_PLACEHOLDER = uuid.UUID(int=0)
 
-# Served from node_modules (package.json, `npm ci`) through STATICFILES_DIRS prefixes.
+# Served from node_modules (package.json, `npm ci`) by playground.finders.NpmModulesFinder.
 SDK_MODULE = "vendor/elevenlabs-client/platform/web/index.js"
 LIVEKIT_MODULE = "vendor/livekit-client/livekit-client.esm.mjs"
 WORKLETS = {

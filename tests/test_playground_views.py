@@ -160,10 +160,23 @@ def test_the_import_map_points_at_the_npm_client_served_as_static_files(alice_cl
         "rawAudioProcessor": "/static/vendor/elevenlabs-client-worklets/rawAudioProcessor.js",
         "audioConcatProcessor": "/static/vendor/elevenlabs-client-worklets/audioConcatProcessor.js",
     }
-    # `npm ci` installed them and STATICFILES_DIRS exposes them under these names.
+    # `npm ci` installed them and NpmModulesFinder exposes them under these names.
     for url in [*imports.values(), *config["workletPaths"].values()]:
         assert finders.find(url.removeprefix("/static/")), f"{url} is not served; was `npm ci` run?"
     assert "not installed" not in html
+
+
+def test_only_the_clients_javascript_is_served_from_node_modules():
+    for path in [
+        "vendor/livekit-client/livekit-client.esm.mjs.map",
+        "vendor/livekit-client/livekit-client.umd.js.map",
+        "vendor/elevenlabs-client/index.d.ts",
+        "vendor/elevenlabs-client/../package.json",
+    ]:
+        assert not finders.find(path), path
+    listed = [(path, storage) for finder in finders.get_finders() for path, storage in finder.list([])]
+    vendor = [path for path, storage in listed if (getattr(storage, "prefix", "") or "").startswith("vendor/")]
+    assert vendor and all(path.endswith((".js", ".mjs")) for path in vendor)
 
 
 def test_the_script_config_names_the_api_the_page_talks_to(alice_client):

@@ -148,17 +148,19 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # The playground's browser client comes from npm (package.json, installed by `npm ci`) and is
 # served as our own static files, no CDN: the SDK's ES modules, its audio worklets (loaded by
-# path, so voice works under the strict CSP) and livekit-client's ESM build. Skipped until
-# `npm ci` has run; the playground then says the client is missing.
+# path, so voice works under the strict CSP) and livekit-client's ESM build. Only their .js and
+# .mjs files are served (playground/finders.py); until `npm ci` has run the playground says the
+# client is missing.
 _NODE_MODULES = BASE_DIR / "node_modules"
-STATICFILES_DIRS = [
-    (prefix, str(path))
-    for prefix, path in (
-        ("vendor/elevenlabs-client", _NODE_MODULES / "@elevenlabs" / "client" / "dist"),
-        ("vendor/elevenlabs-client-worklets", _NODE_MODULES / "@elevenlabs" / "client" / "worklets"),
-        ("vendor/livekit-client", _NODE_MODULES / "livekit-client" / "dist"),
-    )
-    if path.is_dir()
+NPM_STATIC_DIRS = [
+    ("vendor/elevenlabs-client", _NODE_MODULES / "@elevenlabs" / "client" / "dist"),
+    ("vendor/elevenlabs-client-worklets", _NODE_MODULES / "@elevenlabs" / "client" / "worklets"),
+    ("vendor/livekit-client", _NODE_MODULES / "livekit-client" / "dist"),
+]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "playground.finders.NpmModulesFinder",
 ]
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = "media/"
