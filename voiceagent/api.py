@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from django.utils.csp import CSP
-from rest_framework import exceptions, renderers, status
+from rest_framework import renderers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -89,4 +89,4 @@ class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
         return super().render(data, accepted_media_type, renderer_context)
 
 
-__all__ = ["BrowsableAPIRenderer", "exception_handler", "exceptions"]
+__all__ = ["BrowsableAPIRenderer", "exception_handler"]
