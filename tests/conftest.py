@@ -74,3 +74,23 @@ def upstream(monkeypatch):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.sleep = sleep
         yield rsps
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, and before it is dropped, no stray connection left on it.
+
+    Tests that run the simulator's consumer in event loops of their own end with a
+    database_sync_to_async call cut off by a timeout now and then; its worker thread keeps a
+    connection that PostgreSQL then counts as "another user" and refuses to drop the database.
+    """
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
