@@ -158,6 +158,13 @@ def run(coro):
     return asyncio.run(coro)
 
 
+def run_with_our_webhook(coro) -> None:
+    """Run a scenario whose conversation ends, with our webhook endpoint answering 200; it must be called."""
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, WEBHOOK_URL, status=200)
+        run(coro)
+
+
 def conversation(conversation_id: str) -> SimulatedConversation:
     return SimulatedConversation.objects.get(pk=conversation_id)
 
@@ -206,9 +213,7 @@ def test_metadata_comes_first_then_the_support_greeting():
         assert status == "in-progress"
         await comm.disconnect()
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
 
 
 def test_the_client_data_may_come_before_the_metadata_is_read():
@@ -221,9 +226,7 @@ def test_the_client_data_may_come_before_the_metadata_is_read():
         assert greeting["agent_response_event"]["agent_response"] == SALES.first_message
         await comm.disconnect()
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
 
 
 def test_without_client_data_the_agent_greets_after_a_second():
@@ -240,9 +243,7 @@ def test_without_client_data_the_agent_greets_after_a_second():
         assert (await comm.receive_json_from())["type"] == "user_transcript"
         await comm.disconnect()
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
 
 
 def test_first_message_override_and_dynamic_variables():
@@ -261,9 +262,7 @@ def test_first_message_override_and_dynamic_variables():
         assert greeting["agent_response_event"]["agent_response"] == "Hello Ada, how can I help?"
         await comm.disconnect()
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
     details = simulator.simulator_get_conversation(minted["conversation_id"])
     assert details["user_id"] == "cust-42"
     assert details["conversation_initiation_client_data"]["dynamic_variables"] == {"customer_name": "Ada"}
@@ -279,9 +278,7 @@ def test_an_empty_first_message_means_the_agent_waits_for_the_user():
         assert reply["agent_response_event"]["agent_response"] == SUPPORT.replies[0]
         await comm.disconnect()
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
 
 
 # --- refusals ----------------------------------------------------------------------------------------
@@ -402,9 +399,7 @@ def test_a_foreign_origin_is_refused_and_the_url_stays_unused():
         await open_conversation(dev_page, text_only=True)
         await dev_page.disconnect()
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
 
 
 def test_parameters_the_client_appends_are_ignored_but_required_ones_are_not():
@@ -421,9 +416,7 @@ def test_parameters_the_client_appends_are_ignored_but_required_ones_are_not():
         await open_conversation(comm, text_only=True)
         await comm.disconnect()
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
 
 
 def test_invalid_client_data_closes_with_1008():
@@ -441,9 +434,7 @@ def test_invalid_client_data_closes_with_1008():
         assert "conversation_initiation_client_data" in closed["reason"]
         await comm.disconnect()
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
     assert conversation(minted["conversation_id"]).status == "done"
 
 
@@ -476,9 +467,7 @@ def test_malformed_messages_get_an_error_event_and_the_conversation_goes_on():
         assert (await comm.receive_json_from())["type"] == "user_transcript"
         await comm.disconnect()
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
 
 
 # --- talking -----------------------------------------------------------------------------------------
@@ -499,9 +488,7 @@ def test_text_mode_user_messages_are_echoed_and_answered_without_audio():
             assert reply["agent_response_event"]["agent_response"] == SUPPORT.replies[turn]
         await comm.disconnect()
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
 
 
 def test_voice_mode_audio_lasts_as_long_as_the_words_take_to_say():
@@ -525,9 +512,7 @@ def test_voice_mode_audio_lasts_as_long_as_the_words_take_to_say():
         assert all(event["audio_event"]["event_id"] == reply_id for event in reply_audio)
         await comm.disconnect()
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
 
 
 def test_sales_and_support_follow_different_scripts():
@@ -572,9 +557,7 @@ def test_ping_every_ten_seconds_measures_the_round_trip():
         assert ping["ping_event"] == {"event_id": 2, "ping_ms": 42}
         await comm.disconnect()
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
 
 
 def test_speech_then_silence_gets_a_spoken_reply():
@@ -599,9 +582,7 @@ def test_speech_then_silence_gets_a_spoken_reply():
         assert audio and all(event["type"] == "audio" for event in audio)
         await comm.disconnect()
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
     transcript = conversation(minted["conversation_id"]).transcript
     assert [(item["role"], item["interrupted"]) for item in transcript] == [
         ("agent", False),
@@ -634,9 +615,7 @@ def test_speaking_over_the_agent_interrupts_it():
         assert all(event["audio_event"]["event_id"] >= interrupted_at for event in audio)
         await comm.disconnect()
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
     transcript = conversation(minted["conversation_id"]).transcript
     assert transcript[0]["interrupted"] is True
     assert transcript[2]["interrupted"] is False
@@ -732,9 +711,7 @@ def test_goodbye_in_text_mode_hangs_up_at_once():
         assert (await expect_close(comm))["code"] == 1000
         await comm.disconnect(code=1000)
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
 
 
 def test_inactivity_ends_the_conversation():
@@ -782,9 +759,7 @@ def test_the_maximum_duration_ends_the_conversation():
         assert (closed["code"], closed["reason"]) == (1000, "Maximum call duration reached")
         await comm.disconnect(code=1000)
 
-    with responses.RequestsMock() as rsps:
-        rsps.add(responses.POST, WEBHOOK_URL, status=200)
-        run(scenario())
+    run_with_our_webhook(scenario())
 
 
 def test_a_failing_webhook_does_not_break_the_ending(caplog):
