@@ -91,10 +91,16 @@ class SimulatedAgent:
     farewell: str
     pitch_hz: float
 
+    # (pattern, reply): questions the agent recognises whenever they come, before the scripted turns.
+    topics: tuple[tuple[re.Pattern[str], str], ...] = ()
+
     def reply_to(self, text: str, *, turn: int) -> tuple[str, bool]:
         """The reply to the user's ``turn``-th message (0-based) and whether the agent then ends the call."""
         if _GOODBYE.search(text):
             return self.farewell, True
+        for pattern, reply in self.topics:
+            if pattern.search(text):
+                return reply, False
         if turn < len(self.replies):
             return self.replies[turn], False
         return self.fallback, False
@@ -118,6 +124,22 @@ AGENTS: dict[str, SimulatedAgent] = {
         fallback="I have added that to your case notes. Is there anything else I can help you with?",
         farewell="Thanks for calling support. Have a great day, goodbye!",
         pitch_hz=165.0,
+        topics=(
+            (
+                re.compile(r"\b(order|delivery|delivered|package|parcel|shipping|shipment)\b", re.I),
+                "I'm sorry about your order. Could you give me the order number, so I can see where it is?",
+            ),
+            (
+                re.compile(r"\b(password|log ?in|sign ?in|locked out)\b", re.I),
+                "I can help with that. I have just sent a password reset link to the email address on your "
+                "account; it stays valid for one hour.",
+            ),
+            (
+                re.compile(r"\b(refund|charged?|invoice|billing|bill)\b", re.I),
+                "Let me look at your billing. Refunds go back to the original payment method within five to seven "
+                "business days.",
+            ),
+        ),
     ),
     "sales": SimulatedAgent(
         agent_type="sales",
@@ -136,6 +158,21 @@ AGENTS: dict[str, SimulatedAgent] = {
         fallback="That's a great question; I'll include the answer in the email I send you. Anything else?",
         farewell="Thanks for your time, it was a pleasure talking to you. Goodbye!",
         pitch_hz=230.0,
+        topics=(
+            (
+                re.compile(r"\b(prices?|pricing|costs?|how much|expensive|cheap)\b", re.I),
+                "The Starter plan is nineteen dollars per user a month, and Business is forty-nine, with volume "
+                "pricing from twenty seats. Which sounds closer to what you need?",
+            ),
+            (
+                re.compile(r"\b(trial|demo)\b", re.I),
+                "I can set up a fourteen day free trial right now, no card needed. Shall I send the details by email?",
+            ),
+            (
+                re.compile(r"\b(discounts?|deal|annual|yearly)\b", re.I),
+                "Paying yearly saves two months, and teams of more than fifty get a further ten percent off.",
+            ),
+        ),
     ),
 }
 

@@ -356,5 +356,26 @@ def test_scripts_differ_and_end_on_goodbye():
     assert sales.reply_to("I'd like to buy it", turn=0)[1] is False
 
 
+@pytest.mark.parametrize(
+    ("agent_type", "question", "answer_mentions"),
+    [
+        ("support", "Where is my order?", "order number"),
+        ("support", "I can't log in to my account", "password reset link"),
+        ("support", "I was charged twice", "Refunds"),
+        ("sales", "What are your prices?", "nineteen dollars"),
+        ("sales", "Can I get a free trial?", "fourteen day free trial"),
+        ("sales", "Is there a discount for paying yearly?", "saves two months"),
+    ],
+)
+def test_agents_answer_the_questions_they_know_whenever_they_come(agent_type, question, answer_mentions):
+    agent = simulator.AGENTS[agent_type]
+    for turn in (0, 2, 99):
+        reply, ends_call = agent.reply_to(question, turn=turn)
+        assert answer_mentions in reply and not ends_call
+    # A question about the other team's business gets the scripted turn instead.
+    other = simulator.AGENTS["sales" if agent_type == "support" else "support"]
+    assert answer_mentions not in other.reply_to(question, turn=0)[0]
+
+
 def test_dynamic_variables_fill_placeholders():
     assert simulator.fill_dynamic_variables("Hi {{ name }}, {{missing}}", {"name": "Ada"}) == "Hi Ada, {{missing}}"

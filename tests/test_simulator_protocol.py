@@ -815,7 +815,7 @@ def test_a_real_client_talks_to_the_served_simulator_and_the_webhook_reaches_the
         session_activate(session=session, conversation_id=minted["conversation_id"])  # as the page reports it
         socket.send(json.dumps(client_data(text_only=True)))
         assert json.loads(socket.recv(timeout=10))["agent_response_event"]["agent_response"] == SUPPORT.first_message
-        socket.send(json.dumps({"type": "user_message", "text": "My order never arrived"}))
+        socket.send(json.dumps({"type": "user_message", "text": "My internet stopped working"}))
         assert json.loads(socket.recv(timeout=10))["type"] == "user_transcript"
         assert json.loads(socket.recv(timeout=10))["agent_response_event"]["agent_response"] == SUPPORT.replies[0]
         socket.close(code=1000, reason="User ended conversation")
@@ -840,7 +840,7 @@ def test_a_real_client_talks_to_the_served_simulator_and_the_webhook_reaches_the
     assert session.post_call_received_at is not None
     assert [item["message"] for item in session.transcript] == [
         SUPPORT.first_message,
-        "My order never arrived",
+        "My internet stopped working",
         SUPPORT.replies[0],
     ]
     assert session.status == "ended"

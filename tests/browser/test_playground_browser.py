@@ -81,6 +81,7 @@ def test_text_conversation_with_the_simulated_support_agent(page: Page, simulate
     page.keyboard.press("Enter")
     expect(page.locator("#transcript li[data-role=user]")).to_contain_text("My order has not arrived")
     expect(page.locator("#transcript li[data-role=agent]")).to_have_count(2, timeout=CONNECT_TIMEOUT)
+    expect(page.locator("#transcript li[data-role=agent]").nth(1)).to_contain_text("order number")
 
     page.click("#end-button")
     expect(page.locator("#status")).to_have_attribute("data-session-status", "ended", timeout=CONNECT_TIMEOUT)
