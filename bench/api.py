@@ -9,9 +9,6 @@ traffic goes to 127.0.0.1. Client and server share the machine's cores.
 from __future__ import annotations
 
 import os
-import secrets
-import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -20,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from bench.common import REPO_ROOT, LoadResult, print_table, run_load
+from bench.common import MAKE_TOKEN, LoadResult, manage, print_table, run_load, server_env
 from tests.server import asgi_server
 
 NAME = "api"
@@ -32,45 +29,12 @@ REQUESTS = {"create": 2000, "get": 2000, "end": 2000, "list": 500}
 MAX_SECONDS_PER_PHASE = 60.0
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/voiceagent_bench")
 
-_MAKE_TOKEN = """
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
-user = get_user_model().objects.create_user("bench", password=None)
-print(Token.objects.create(user=user).key)
-"""
-
-
-def server_env(database_url: str, log_dir: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ELEVENLABS_")}
-    env.update(
-        DJANGO_SETTINGS_MODULE="voiceagent.settings",
-        VOICEAGENT_READ_DOTENV="0",  # a developer's .env must not change the figures
-        DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        SECURE_SSL_REDIRECT="false",
-        ALLOWED_HOSTS="127.0.0.1",
-        LOG_LEVEL="warning",
-        LOG_DIR=log_dir,
-        DATABASE_URL=database_url,
-        REDIS_URL="",
-    )
-    return env
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-2000:]}")
-    return result.stdout
-
 
 def bench_database(label: str, database_url: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="voiceagent-bench-logs-") as log_dir:
         env = server_env(database_url, log_dir)
         manage(env, "migrate", "--noinput", "-v", "0")
-        token = manage(env, "shell", "-c", _MAKE_TOKEN).strip().splitlines()[-1]
+        token = manage(env, "shell", "-c", MAKE_TOKEN).strip().splitlines()[-1]
         with asgi_server(env=env, workers=WORKERS) as base_url:
             results = run_phases(base_url, token)
     print(f"\n{label}: {WORKERS} uvicorn workers, {CLIENTS} clients")

@@ -1,7 +1,11 @@
-"""Pieces shared by the figures: timing statistics, a table printer, a bounded load generator."""
+"""Pieces shared by the figures: server environment, manage.py, statistics, tables, a bounded load generator."""
 
 from __future__ import annotations
 
+import os
+import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -115,3 +119,39 @@ def run_load(
         p99_ms=round(percentile(latencies, 0.99) * 1000, 2),
         error_samples=sorted(set(errors))[:5],
     )
+
+
+# manage.py shell -c: a user with an API token; prints the key.
+MAKE_TOKEN = """
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+user = get_user_model().objects.create_user("bench", password=None)
+print(Token.objects.create(user=user).key)
+"""
+
+
+def server_env(database_url: str, log_dir: str) -> dict[str, str]:
+    """The production profile (DEBUG off, no .env, no ElevenLabs key) on ``database_url``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ELEVENLABS_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="voiceagent.settings",
+        VOICEAGENT_READ_DOTENV="0",  # a developer's .env must not change the figures
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        SECURE_SSL_REDIRECT="false",
+        ALLOWED_HOSTS="127.0.0.1",
+        LOG_LEVEL="warning",
+        LOG_DIR=log_dir,
+        DATABASE_URL=database_url,
+        REDIS_URL="",
+    )
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    return result.stdout

@@ -23,8 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.api import manage, server_env
-from bench.common import REPO_ROOT, percentile, print_table
+from bench.common import REPO_ROOT, manage, percentile, print_table, server_env
 from tests.server import asgi_server
 
 NAME = "playground_js"

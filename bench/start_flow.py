@@ -35,8 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from bench.api import _MAKE_TOKEN, manage, server_env
-from bench.common import percentile, print_table, run_load
+from bench.common import MAKE_TOKEN, manage, percentile, print_table, run_load, server_env
 from tests.server import asgi_server
 
 NAME = "start_flow"
@@ -264,7 +263,7 @@ def run() -> dict[str, Any]:
             MEDIA_ROOT=str(Path(tmp) / "media"),
         )
         manage(env, "migrate", "--noinput", "-v", "0")
-        token = manage(env, "shell", "-c", _MAKE_TOKEN).strip().splitlines()[-1]
+        token = manage(env, "shell", "-c", MAKE_TOKEN).strip().splitlines()[-1]
         with asgi_server(env=env, workers=WORKERS) as base_url:
             # Wake every worker (imports, DB connection, its pooled connection to the fake) before measuring.
             warm_up = start_session(base_url, token, text_only=False, totals={}, tag="warm")

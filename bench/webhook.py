@@ -31,8 +31,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from bench.api import manage, server_env
-from bench.common import LoadResult, print_table, run_load
+from bench.common import LoadResult, manage, print_table, run_load, server_env
 from elevenlabs.webhooks import SIGNATURE_HEADER, sign
 from tests.server import asgi_server
 
