@@ -100,6 +100,18 @@ def _move(
     return session
 
 
+def _end(locked: VoiceSession, reason: str, payload: dict[str, Any] | None = None) -> VoiceSession:
+    """Move a locked, open ``session`` to ended for ``reason`` (the one way every end is written)."""
+    return _move(
+        locked,
+        Status.ENDED,
+        kind="ended",
+        payload={"reason": reason, **(payload or {})},
+        end_reason=reason,
+        ended_at=timezone.now(),
+    )
+
+
 def _log_after_commit(session_id, message: str, *args: Any) -> None:
     """Log once the transaction commits: only what happened is logged, and the file lock the
     log handler takes is never held together with the database's write lock."""
@@ -141,8 +153,7 @@ def session_create(
             to_status=Status.CREATED,
             payload={"agent_type": agent_type, "direction": direction, "simulation": simulation},
         )
-    with session_context(session.pk):
-        logger.info("session created for customer %s (%s, %s)", customer_id, agent_type, direction)
+        _log_after_commit(session.pk, "session created for customer %s (%s, %s)", customer_id, agent_type, direction)
     return session
 
 
@@ -193,14 +204,7 @@ def session_end(*, session: VoiceSession, reason: str = EndReason.USER, payload:
         locked = _lock(session)
         if locked.is_terminal:
             return locked
-        return _move(
-            locked,
-            Status.ENDED,
-            kind="ended",
-            payload={"reason": reason, **(payload or {})},
-            end_reason=reason,
-            ended_at=timezone.now(),
-        )
+        return _end(locked, reason, payload)
 
 
 def session_fail(
@@ -277,20 +281,13 @@ def session_store_post_call(
             ]
         )
         if first_time:
-            SessionEvent.objects.create(
+            session_record_event(
                 session=locked,
                 kind="post_call",
                 payload={"source": source, "call_successful": locked.call_successful, "turns": len(locked.transcript)},
             )
         if not locked.is_terminal:
-            locked = _move(
-                locked,
-                Status.ENDED,
-                kind="ended",
-                payload={"reason": end_reason, "source": source},
-                end_reason=end_reason,
-                ended_at=timezone.now(),
-            )
+            locked = _end(locked, end_reason, {"source": source})
     return locked
 
 
@@ -537,14 +534,7 @@ def session_expire_if_stale(*, session: VoiceSession, cutoff) -> bool:
         since = locked.started_at if locked.status == Status.ACTIVE else locked.updated_at
         if locked.status not in (Status.CONNECTING, Status.ACTIVE) or since is None or since >= cutoff:
             return False
-        _move(
-            locked,
-            Status.ENDED,
-            kind="ended",
-            payload={"reason": EndReason.TIMEOUT, "stuck_in": locked.status, "since": since.isoformat()},
-            end_reason=EndReason.TIMEOUT,
-            ended_at=timezone.now(),
-        )
+        _end(locked, EndReason.TIMEOUT, {"stuck_in": locked.status, "since": since.isoformat()})
     return True
 
 
