@@ -22,7 +22,7 @@ from django.contrib.staticfiles import finders
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render, resolve_url
+from django.shortcuts import render, resolve_url
 from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import reverse
@@ -32,7 +32,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from playground import selectors
 from sessions.models import AgentType, VoiceSession
-from sessions.selectors import sessions_visible_to
+from sessions.selectors import session_visible_to
 from voiceagent.logtail import tail_lines
 
 PAGE = "playground/page.html"
@@ -70,11 +70,6 @@ def login_required_htmx(view: View) -> View:
     return wrapper
 
 
-def _visible_session(request: HttpRequest, session_id: uuid.UUID) -> VoiceSession:
-    # Someone else's session answers 404, like one that does not exist.
-    return get_object_or_404(sessions_visible_to(request.user), pk=session_id)
-
-
 def _selected_session(request: HttpRequest) -> VoiceSession | None:
     raw = request.GET.get("session")
     if not raw:
@@ -83,7 +78,7 @@ def _selected_session(request: HttpRequest) -> VoiceSession | None:
         session_id = uuid.UUID(raw)
     except ValueError:
         raise Http404("No such session.") from None
-    return _visible_session(request, session_id)
+    return session_visible_to(request.user, session_id)
 
 
 # --- Context, one function per partial ------------------------------------------------------------
@@ -218,7 +213,7 @@ def session_status(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
     A poll that carries the version it already shows gets 204 (htmx swaps
     nothing), so an unchanged status is not re-announced to screen readers.
     """
-    session = _visible_session(request, session_id)
+    session = session_visible_to(request.user, session_id)
     context = _status_context(session)
     if request.htmx and not session.is_terminal and request.GET.get("v") == context["status_version"]:
         return HttpResponse(status=204)
@@ -228,14 +223,14 @@ def session_status(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
 @require_safe
 @login_required_htmx
 def session_transcript(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
-    session = _visible_session(request, session_id)
+    session = session_visible_to(request.user, session_id)
     return _respond(request, "transcript", _transcript_context(session), session=session)
 
 
 @require_safe
 @login_required_htmx
 def session_timeline(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
-    session = _visible_session(request, session_id)
+    session = session_visible_to(request.user, session_id)
     context = _timeline_context(session)
     return _respond(request, "timeline", context, session=session, keep_polling=context["timeline_polling"])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
 
 from sessions.models import AgentType, Status, VoiceSession
 
@@ -14,6 +15,11 @@ def sessions_visible_to(user) -> QuerySet[VoiceSession]:
     if user.is_staff:
         return qs
     return qs.filter(created_by=user)
+
+
+def session_visible_to(user, session_id) -> VoiceSession:
+    """The session, if ``user`` may see it; someone else's answers 404, like one that does not exist."""
+    return get_object_or_404(sessions_visible_to(user), pk=session_id)
 
 
 class SessionFilter(django_filters.FilterSet):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
@@ -13,7 +12,7 @@ from rest_framework.views import APIView
 
 from sessions import services
 from sessions.models import VoiceSession
-from sessions.selectors import SessionFilter, sessions_visible_to
+from sessions.selectors import SessionFilter, session_visible_to, sessions_visible_to
 from sessions.serializers import (
     ElevenLabsActionInput,
     SessionCreateInput,
@@ -23,11 +22,6 @@ from sessions.serializers import (
     SessionOutput,
     StartSessionInput,
 )
-
-
-def get_visible_session(request: Request, session_id) -> VoiceSession:
-    # Another user's session answers 404, like a session that does not exist.
-    return get_object_or_404(sessions_visible_to(request.user), pk=session_id)
 
 
 class SessionListCreateApi(generics.ListAPIView):
@@ -61,14 +55,14 @@ class SessionListCreateApi(generics.ListAPIView):
 class SessionDetailApi(APIView):
     @extend_schema(responses=SessionDetailOutput)
     def get(self, request: Request, session_id) -> Response:
-        session = get_visible_session(request, session_id)
+        session = session_visible_to(request.user, session_id)
         return Response(SessionDetailOutput(session).data)
 
 
 class SessionEndApi(APIView):
     @extend_schema(request=SessionEndInput, responses=SessionOutput)
     def put(self, request: Request, session_id) -> Response:
-        session = get_visible_session(request, session_id)
+        session = session_visible_to(request.user, session_id)
         data = SessionEndInput(data=request.data)
         data.is_valid(raise_exception=True)
         session = services.session_end(session=session, reason=data.validated_data["reason"])
@@ -84,7 +78,7 @@ class SessionEventsApi(APIView):
 
     @extend_schema(request=SessionEventInput, responses=SessionOutput)
     def post(self, request: Request, session_id) -> Response:
-        session = get_visible_session(request, session_id)
+        session = session_visible_to(request.user, session_id)
         data = SessionEventInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
@@ -142,12 +136,12 @@ class ElevenLabsActionApi(APIView):
         data.is_valid(raise_exception=True)
         fields = data.validated_data
         if fields["action"] == "end_conversation":
-            session = get_visible_session(request, fields["sessionId"])
+            session = session_visible_to(request.user, fields["sessionId"])
             session = services.session_end(session=session)
             return Response({"success": True, "sessionId": str(session.pk), "status": session.status})
 
         if "sessionId" in fields:
-            session = get_visible_session(request, fields["sessionId"])
+            session = session_visible_to(request.user, fields["sessionId"])
             if "agentType" in fields and fields["agentType"] != session.agent_type:
                 raise ValidationError({"agentType": f"The session is a {session.agent_type} session."})
             session, credential = services.session_connect(

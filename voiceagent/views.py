@@ -11,7 +11,6 @@ from urllib.parse import urlsplit, urlunsplit
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
 from django.utils.csp import CSP
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csp import csp_override
@@ -27,7 +26,7 @@ from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from elevenlabs.checks import configuration_status
-from sessions.selectors import sessions_visible_to
+from sessions.selectors import session_visible_to
 from voiceagent.logging import escape_control, session_context
 from voiceagent.logtail import tail_lines
 
@@ -191,8 +190,7 @@ class ClientLogApi(APIView):
         fields = data.validated_data
         session_id = fields.get("sessionId")
         if session_id is not None:
-            # Someone else's session answers 404, like one that does not exist.
-            get_object_or_404(sessions_visible_to(request.user), pk=session_id)
+            session_visible_to(request.user, session_id)
 
         level = CLIENT_LOG_LEVELS[fields["level"]]
         context = fields.get("context")
