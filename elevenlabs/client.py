@@ -59,7 +59,8 @@ OUTBOUND_CALL_PATHS = {
 # Conversation ids go into the URL path. ElevenLabs' ids look like
 # "conv_01jx..."; refusing anything else (notably "." and "..", which URL
 # normalisation would resolve) keeps a caller's value from reaching another endpoint.
-_CONVERSATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}$")
+# The shape of an ElevenLabs conversation id wherever one arrives (API, webhook, URL path); 128 is what we store.
+CONVERSATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 
 class ElevenLabsError(Exception):
@@ -622,7 +623,7 @@ def _require(value: str, name: str) -> str:
 
 
 def _path_id(conversation_id: str) -> str:
-    if not isinstance(conversation_id, str) or not _CONVERSATION_ID.match(conversation_id):
+    if not isinstance(conversation_id, str) or not CONVERSATION_ID.match(conversation_id):
         raise ValueError(f"{conversation_id!r} is not a conversation id.")
     return quote(conversation_id, safe="")
 

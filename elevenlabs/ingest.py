@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import binascii
 import logging
-import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -32,6 +31,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
+from elevenlabs.client import CONVERSATION_ID
 from elevenlabs.models import WebhookDelivery, WebhookOutcome
 from elevenlabs.webhooks import SignedBody
 from sessions.models import VoiceSession
@@ -52,7 +52,6 @@ CALL_INITIATION_FAILURE = "call_initiation_failure"
 KNOWN_TYPES = frozenset({TRANSCRIPTION, AUDIO, CALL_INITIATION_FAILURE})
 
 PENDING_AUDIO_DIR = "pending-audio"
-CONVERSATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 # A multiple of 4, so every slice but the last is whole base64 quanta without padding.
 DECODE_SLICE_CHARS = 1024 * 1024
 # Unknown event types are kept for inspection only while they are small.

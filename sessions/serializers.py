@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from elevenlabs.client import CONVERSATION_ID
 from sessions.models import AgentType, Direction, EndReason, SessionEvent, VoiceSession
 from sessions.validators import (
     StrictBooleanField,
@@ -106,7 +107,7 @@ class SessionEventInput(serializers.Serializer):
 
     type = choice_field([(t, t) for t in CLIENT_EVENT_TYPES], name="event type")
     conversation_id = serializers.RegexField(
-        r"^[A-Za-z0-9_\-:.]{1,128}$",
+        CONVERSATION_ID,
         required=False,
         error_messages={"invalid": "Use the conversation id ElevenLabs reported (letters, digits, _ - : .)."},
     )
