@@ -34,7 +34,7 @@ from django.utils.text import get_valid_filename
 from elevenlabs.client import CONVERSATION_ID
 from elevenlabs.models import WebhookDelivery, WebhookOutcome
 from elevenlabs.webhooks import SignedBody
-from sessions.models import VoiceSession
+from sessions.models import EventKind, VoiceSession
 from sessions.services import (
     InvalidTransition,
     session_fail,
@@ -316,12 +316,21 @@ def _apply(
                 )
             except InvalidTransition as exc:
                 # The session already ended normally; keep the report on its timeline, change nothing else.
-                session_record_event(session=session, kind=CALL_INITIATION_FAILURE, payload={"failure_reason": reason})
+                session_record_event(
+                    session=session, kind=EventKind.CALL_INITIATION_FAILURE, payload={"failure_reason": reason}
+                )
                 delivery.error = f"not marked failed: session is already {exc.current_status}"
     delivery.session = session
     delivery.outcome = WebhookOutcome.PROCESSED
     delivery.processed_at = timezone.now()
     delivery.save(update_fields=["session", "outcome", "processed_at", "payload", "error"])
+
+
+def unmatched_delivery_before(conversation_id: str, moment) -> bool:
+    """Whether a delivery for ``conversation_id`` has waited unclaimed since before ``moment``."""
+    return WebhookDelivery.objects.filter(
+        conversation_id=conversation_id, outcome=WebhookOutcome.UNMATCHED, received_at__lt=moment
+    ).exists()
 
 
 def webhook_attach_pending(*, session: VoiceSession) -> int:

@@ -13,7 +13,13 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from elevenlabs.credentials import AgentNotConfigured
-from sessions.services import ConversationAlreadyClaimed, InvalidTransition, SessionError, StartFailed
+from sessions.services import (
+    ConversationAlreadyClaimed,
+    ConversationMismatch,
+    InvalidTransition,
+    SessionError,
+    StartFailed,
+)
 
 logger = logging.getLogger("voiceagent.api")
 
@@ -32,6 +38,11 @@ def exception_handler(exc, context):
             status=status.HTTP_409_CONFLICT,
         )
     if isinstance(exc, ConversationAlreadyClaimed):
+        return Response(
+            {"detail": str(exc), "code": exc.code, "conversation_id": exc.conversation_id},
+            status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, ConversationMismatch):
         return Response(
             {"detail": str(exc), "code": exc.code, "conversation_id": exc.conversation_id},
             status=status.HTTP_409_CONFLICT,
