@@ -29,7 +29,8 @@ serve:
 	@bash scripts/bootstrap.sh
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py migrate --noinput
-	$(PY) -m uvicorn voiceagent.asgi:application --workers $(WORKERS) --host 0.0.0.0 --port $(PORT)
+	PUBLIC_BASE_URL="$${PUBLIC_BASE_URL:-http://localhost:$(PORT)}" \
+		$(PY) -m uvicorn voiceagent.asgi:application --workers $(WORKERS) --host 0.0.0.0 --port $(PORT)
 
 lint:
 	@bash scripts/bootstrap.sh

@@ -145,6 +145,7 @@ def server_env(database_url: str, log_dir: str) -> dict[str, str]:
         DATABASE_URL=database_url,
         REDIS_URL="",
     )
+    env.pop("PUBLIC_BASE_URL", None)  # tests.server.asgi_server gives each server its own address
     return env
 
 

@@ -62,6 +62,14 @@ class MalformedDelivery(Exception):
     """A correctly signed body that is not a delivery we can use (answered 400, nothing stored)."""
 
 
+class NotASimulatedConversation(Exception):
+    """A delivery signed with the simulated agent's key for a conversation no simulated session holds."""
+
+    def __init__(self, conversation_id: str):
+        self.conversation_id = conversation_id
+        super().__init__("Signed by the simulated agent, but the conversation is not a simulated session's.")
+
+
 class DeliveryProcessingFailed(Exception):
     """Applying a delivery failed unexpectedly; it was rolled back and noted in the ledger (answered 500)."""
 
@@ -189,9 +197,17 @@ def parse_delivery(body: IO[bytes], *, body_bytes: int) -> Envelope:
 def webhook_ingest(*, body: IO[bytes], signed: SignedBody) -> WebhookDelivery:
     """Apply one verified delivery read from ``body``; return its ledger row.
 
-    Raises :class:`MalformedDelivery` (nothing stored) or :class:`DeliveryProcessingFailed`.
+    Raises :class:`MalformedDelivery` or :class:`NotASimulatedConversation` (nothing stored), or
+    :class:`DeliveryProcessingFailed`.
     """
     envelope = parse_delivery(body, body_bytes=signed.size)
+    if signed.by_simulator and not (
+        envelope.conversation_id
+        and VoiceSession.objects.filter(conversation_id=envelope.conversation_id, simulation=True).exists()
+    ):
+        if envelope.audio is not None:
+            envelope.audio.close()
+        raise NotASimulatedConversation(envelope.conversation_id)
     try:
         delivery = _record(envelope, signed)
     finally:

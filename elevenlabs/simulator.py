@@ -40,6 +40,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from elevenlabs.models import SimulatedConversation
+from elevenlabs.webhooks import SIGNATURE_HEADER, sign, simulator_signing_secret
 
 logger = logging.getLogger("elevenlabs.simulator")
 
@@ -533,21 +534,15 @@ def simulator_send_post_call_webhook(*, conversation_id: str) -> bool:
     Failures are logged, never raised: like ElevenLabs, the sender gives up and the
     reconciler can still fetch the conversation. Only a 200 counts as delivered.
     """
-    from elevenlabs.webhooks import SIGNATURE_HEADER, sign, signing_secret
-
     conversation = SimulatedConversation.objects.get(pk=conversation_id)
     if not conversation.http_base:
         logger.warning("simulated conversation %s has no webhook address; nothing sent", conversation_id)
-        return False
-    secret = signing_secret()
-    if not secret:
-        logger.warning("no webhook signing secret; post-call webhook for %s not sent", conversation_id)
         return False
     body = json.dumps(post_call_envelope(conversation_id), separators=(",", ":")).encode()
     url = f"{conversation.http_base}{WEBHOOK_PATH}"
     headers = {
         "Content-Type": "application/json",
-        SIGNATURE_HEADER: sign(body, secret=secret),
+        SIGNATURE_HEADER: sign(body, secret=simulator_signing_secret()),
         "User-Agent": "voiceagent-simulated-agent",
     }
     try:

@@ -15,8 +15,15 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.views.decorators.csrf import csrf_exempt
 
-from elevenlabs.ingest import DeliveryProcessingFailed, MalformedDelivery, webhook_ingest
-from elevenlabs.webhooks import SIGNATURE_HEADER, BodyTooLarge, SignatureError, signing_secret, spool_signed_body
+from elevenlabs.ingest import DeliveryProcessingFailed, MalformedDelivery, NotASimulatedConversation, webhook_ingest
+from elevenlabs.webhooks import (
+    ELEVENLABS,
+    SIGNATURE_HEADER,
+    BodyTooLarge,
+    SignatureError,
+    spool_signed_body,
+    webhook_signers,
+)
 
 logger = logging.getLogger("voiceagent.elevenlabs.webhook")
 
@@ -34,10 +41,7 @@ def webhook(request: HttpRequest) -> JsonResponse:
         response = _error(405, "Use POST.")
         response["Allow"] = "POST"
         return response
-    secret = signing_secret()
-    if not secret:
-        logger.error("webhook refused: ELEVENLABS_WEBHOOK_SECRET is not configured")
-        return _error(503, "Webhook secret is not configured; no delivery is accepted.")
+    signers = webhook_signers()
     client = request.META.get("REMOTE_ADDR", "-")
     max_bytes = settings.ELEVENLABS_WEBHOOK_MAX_BYTES
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
@@ -45,11 +49,15 @@ def webhook(request: HttpRequest) -> JsonResponse:
             signed = spool_signed_body(
                 stream=request,
                 header=request.headers.get(SIGNATURE_HEADER),
-                secret=secret,
+                signers=signers,
                 spool=spool,
                 max_bytes=max_bytes,
             )
         except SignatureError as exc:
+            if ELEVENLABS not in signers:
+                # Without the secret no ElevenLabs delivery can be checked: 503 so that it is retried once set.
+                logger.error("webhook refused: ELEVENLABS_WEBHOOK_SECRET is not configured")
+                return _error(503, "Webhook secret is not configured; no ElevenLabs delivery is accepted.")
             logger.warning("webhook refused from %s: %s", client, exc.reason)
             return _error(401, f"Invalid signature: {exc.reason}.")
         except BodyTooLarge as exc:
@@ -60,6 +68,9 @@ def webhook(request: HttpRequest) -> JsonResponse:
             return _error(400, "The request body could not be read.")
         try:
             delivery = webhook_ingest(body=spool, signed=signed)
+        except NotASimulatedConversation as exc:
+            logger.warning("webhook from %s refused: %s", client, exc)
+            return _error(401, str(exc))
         except MalformedDelivery as exc:
             logger.warning("webhook from %s refused after a valid signature: %s", client, exc)
             return _error(400, str(exc))

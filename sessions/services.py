@@ -70,6 +70,19 @@ class ConversationMismatch(SessionError):
         )
 
 
+class PublicBaseUrlMissing(SessionError):
+    """A simulated session needs to know where clients reach us, and no PUBLIC_BASE_URL is set."""
+
+    code = "public_base_url_missing"
+    variable = "PUBLIC_BASE_URL"
+
+    def __init__(self):
+        super().__init__(
+            "The simulated agent needs PUBLIC_BASE_URL (where clients reach this service, "
+            "e.g. https://voice.example.com); it is not set."
+        )
+
+
 class StartFailed(SessionError):
     """ElevenLabs refused or failed while starting; the session has been marked failed."""
 
@@ -397,6 +410,8 @@ def session_start(
 
     simulation = simulation or settings.SIMULATION_MODE
     agent_id = agent_id_for(agent_type, simulation=simulation)
+    if simulation and not http_base:
+        raise PublicBaseUrlMissing()
     outbound_call = direction == Direction.OUTBOUND and bool(phone_number)
     if outbound_call:
         _check_outbound_possible(simulation=simulation)
@@ -443,6 +458,8 @@ def session_connect(
 
     if session.status != Status.CREATED:
         raise InvalidTransition(session, Status.CONNECTING)
+    if session.simulation and not http_base:
+        raise PublicBaseUrlMissing()
     agent_id = agent_id or agent_id_for(session.agent_type, simulation=session.simulation)
     connection_type = resolve_connection_type(text_only=text_only)
     with session_context(session.pk):

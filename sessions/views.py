@@ -22,6 +22,7 @@ from sessions.serializers import (
     SessionOutput,
     StartSessionInput,
 )
+from voiceagent.public_url import public_base_url, websocket_base
 
 
 class SessionListCreateApi(generics.ListAPIView):
@@ -91,10 +92,9 @@ class SessionEventsApi(APIView):
 
 
 def _bases(request: Request) -> dict[str, str]:
-    """Where the browser reaches us: the simulated agent's URL and our webhook are built from it."""
-    http_base = request.build_absolute_uri("/").rstrip("/")
-    ws_base = ("wss://" if request.is_secure() else "ws://") + request.get_host()
-    return {"http_base": http_base, "ws_base": ws_base}
+    """Where clients reach us (PUBLIC_BASE_URL): the simulated agent's URL and its webhook's target."""
+    http_base = public_base_url(request)
+    return {"http_base": http_base, "ws_base": websocket_base(http_base) if http_base else ""}
 
 
 class StartSessionApi(APIView):

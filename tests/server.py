@@ -45,9 +45,13 @@ def asgi_server(
     startup_timeout: float = 60.0,
     log_level: str = "warning",
 ) -> Iterator[str]:
-    """Run uvicorn with ``workers`` processes and environment ``env``; yield ``http://127.0.0.1:<port>``."""
+    """Run uvicorn with ``workers`` processes and environment ``env``; yield ``http://127.0.0.1:<port>``.
+
+    Unless ``env`` names one, the server's PUBLIC_BASE_URL is its own address, as an operator would set it.
+    """
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
+    env = {"PUBLIC_BASE_URL": base_url, **env}
     command = [
         sys.executable,
         "-m",
@@ -108,6 +112,7 @@ def env_for_test_database() -> dict[str, str]:
     env = dict(os.environ)
     env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     env["DATABASE_URL"] = url_of_test_database()
+    env.pop("PUBLIC_BASE_URL", None)  # the server's own address, set by asgi_server
     # conftest.py relaxes Django's async safety for Playwright in the pytest process; a server runs as in production.
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     return env

@@ -25,7 +25,7 @@ from elevenlabs.simulator import (
     simulator_send_post_call_webhook,
     simulator_verify_signed_url,
 )
-from elevenlabs.webhooks import SIGNATURE_HEADER, signing_secret, verify_signature
+from elevenlabs.webhooks import SIGNATURE_HEADER, simulator_signing_secret, verify_signature
 from sessions.services import session_create
 
 WS = "ws://localhost:8000"
@@ -272,7 +272,7 @@ def test_the_webhook_is_signed_and_marked_sent_on_200():
         rsps.add(responses.POST, WEBHOOK_URL, json={"status": "ok"}, status=200)
         assert simulator_send_post_call_webhook(conversation_id=conversation_id) is True
         request = rsps.calls[0].request
-    verify_signature(header=request.headers[SIGNATURE_HEADER], secret=signing_secret(), body=request.body)
+    verify_signature(header=request.headers[SIGNATURE_HEADER], secret=simulator_signing_secret(), body=request.body)
     envelope = json.loads(request.body)
     assert envelope["type"] == "post_call_transcription"
     assert abs(envelope["event_timestamp"] - time.time()) < 60

@@ -24,7 +24,7 @@ from elevenlabs import simulator
 from elevenlabs.consumers import SimulatedAgentConsumer, SimulatorTimings
 from elevenlabs.models import SimulatedConversation
 from elevenlabs.simulator import SIMULATOR_PATH, simulator_agent_id, simulator_mint_signed_url
-from elevenlabs.webhooks import SIGNATURE_HEADER, signing_secret, verify_signature
+from elevenlabs.webhooks import SIGNATURE_HEADER, simulator_signing_secret, verify_signature
 from tests.server import live_asgi_server  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -642,7 +642,7 @@ def test_client_close_ends_the_conversation_and_sends_a_signed_webhook():
         assert len(rsps.calls) == 1
         request = rsps.calls[0].request
 
-    verify_signature(header=request.headers[SIGNATURE_HEADER], secret=signing_secret(), body=request.body)
+    verify_signature(header=request.headers[SIGNATURE_HEADER], secret=simulator_signing_secret(), body=request.body)
     envelope = json.loads(request.body)
     assert envelope["type"] == "post_call_transcription"
     data = envelope["data"]

@@ -143,7 +143,7 @@ import django
 django.setup()
 from elevenlabs.ingest import webhook_ingest
 from elevenlabs.views import SPOOL_MEMORY_BYTES
-from elevenlabs.webhooks import spool_signed_body
+from elevenlabs.webhooks import ELEVENLABS, spool_signed_body
 import tempfile
 import time
 
@@ -157,7 +157,7 @@ with open("/proc/self/clear_refs", "w") as refs:
     refs.write("5")  # reset the peak (VmHWM) to the current RSS
 started = time.perf_counter()
 with open(body_path, "rb") as stream, tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
-    signed = spool_signed_body(stream=stream, header=header, secret=secret, spool=spool, max_bytes=10**9)
+    signed = spool_signed_body(stream=stream, header=header, signers={ELEVENLABS: secret}, spool=spool, max_bytes=10**9)
     delivery = webhook_ingest(body=spool, signed=signed)
 elapsed = time.perf_counter() - started
 print(json.dumps({"outcome": delivery.outcome, "before": before, "peak": vm("VmHWM"), "seconds": elapsed}))

@@ -17,6 +17,7 @@ from sessions.services import (
     ConversationAlreadyClaimed,
     ConversationMismatch,
     InvalidTransition,
+    PublicBaseUrlMissing,
     SessionError,
     StartFailed,
 )
@@ -27,6 +28,11 @@ logger = logging.getLogger("voiceagent.api")
 def exception_handler(exc, context):
     if isinstance(exc, StartFailed):
         return start_failed_response(exc)
+    if isinstance(exc, PublicBaseUrlMissing):
+        return Response(
+            {"error": {"code": exc.code, "message": str(exc), "variable": exc.variable}},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
     if isinstance(exc, AgentNotConfigured):
         return Response(
             {"error": {"code": exc.code, "message": str(exc), "variable": exc.variable}},

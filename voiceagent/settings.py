@@ -40,6 +40,11 @@ SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY if DEBUG else "")
 if not SECRET_KEY:
     raise ConfigurationError("SECRET_KEY is not set; it is required when DEBUG is off.")
 
+# Where clients reach this service (https://voice.example.com): the simulated agent's WebSocket URLs
+# and the address its post-call webhooks go to are built from it, never from a request's Host header.
+# With DEBUG on and nothing set, the request's own origin stands in (development only).
+PUBLIC_BASE_URL = env_url(env, "PUBLIC_BASE_URL", default="", example="https://voice.example.com", allow_empty=True)
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
