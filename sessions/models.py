@@ -133,6 +133,11 @@ class VoiceSession(models.Model):
     def has_post_call_data(self) -> bool:
         return self.post_call_received_at is not None
 
+    @property
+    def recording_filename(self) -> str:
+        """What a download of the recording is called: the conversation it recorded, else the session."""
+        return f"{self.conversation_id or self.pk}.mp3"
+
 
 class SessionEvent(models.Model):
     """One row of a session's timeline: a transition or something a client saw."""

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from django.http import HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +29,9 @@ from sessions.serializers import (
     StartSessionInput,
 )
 from voiceagent.public_url import public_base_url, websocket_base
+from voiceagent.ranged_files import stored_file_response
+
+logger = logging.getLogger("voiceagent.sessions")
 
 
 class SessionListCreateApi(generics.ListAPIView):
@@ -86,6 +95,63 @@ class SessionEventsApi(APIView):
         event_type = fields.pop("type")
         session = services.session_client_event(session=session, event_type=event_type, data=fields)
         return Response(SessionOutput(session).data)
+
+
+class ErrorsAsJson(BaseContentNegotiation):
+    """For views whose success is not rendered (a file): errors are JSON whatever Accept asks for.
+
+    DRF would answer ``Accept: audio/mpeg`` with 406, as no renderer makes audio.
+    """
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class SessionAudioApi(APIView):
+    """`GET /voice/sessions/{id}/audio`: the call's recording, streamed, with one byte range so players can seek."""
+
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = ErrorsAsJson
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "Range",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="One range: bytes=a-b, bytes=a- or bytes=-n. Several ranges get the whole file.",
+            )
+        ],
+        responses={
+            (200, "audio/mpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The whole recording."),
+            (206, "audio/mpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The range asked for."),
+            404: OpenApiResponse(description="No such session for this user, or it has no recording."),
+            416: OpenApiResponse(description="The range lies past the end; Content-Range gives the size."),
+        },
+    )
+    def get(self, request: Request, session_id) -> HttpResponseBase:
+        session = session_visible_to(request.user, session_id)
+        if not session.audio:
+            return Response(
+                {"detail": "This session has no recording.", "code": "no_recording"}, status=status.HTTP_404_NOT_FOUND
+            )
+        try:
+            return stored_file_response(
+                request._request,
+                storage=session.audio.storage,
+                name=session.audio.name,
+                content_type="audio/mpeg",
+                filename=session.recording_filename,
+            )
+        except FileNotFoundError:
+            logger.warning("recording of session %s is missing from storage: %s", session.pk, session.audio.name)
+            return Response(
+                {"detail": "The recording's file is missing from storage.", "code": "recording_missing"},
+                status=status.HTTP_404_NOT_FOUND,
+            )
 
 
 # --- The prototype's /api/... contracts (camelCase input) ----------------------------------
