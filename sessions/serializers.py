@@ -30,6 +30,11 @@ class SessionCreateInput(serializers.Serializer):
     def validate_locale(self, value: str) -> str:
         return normalize_locale(value)
 
+    def validate(self, attrs: dict) -> dict:
+        if attrs["direction"] == Direction.OUTBOUND and not attrs["phone_number"]:
+            raise serializers.ValidationError({"phone_number": "Required for an outbound call."})
+        return attrs
+
 
 class SessionEndInput(serializers.Serializer):
     reason = choice_field(

@@ -297,6 +297,14 @@ def session_record_event(*, session: VoiceSession, kind: str, payload: dict | No
     return event
 
 
+# VoiceSession.call_duration_secs is a PositiveIntegerField: 32-bit signed on every database.
+MAX_CALL_DURATION_SECS = 2**31 - 1
+
+
+def _of_type(value: Any, kind: type, default: Any) -> Any:
+    return value if isinstance(value, kind) else default
+
+
 def session_store_post_call(
     *,
     session: VoiceSession,
@@ -310,18 +318,25 @@ def session_store_post_call(
     Storing the same conversation again overwrites the post-call fields with the
     newer copy and writes no second transition.
     """
-    metadata = conversation.get("metadata") or {}
-    analysis = conversation.get("analysis") or {}
+    # Callers check the shape first (elevenlabs.postcall); whatever slips through is dropped, never a crash.
+    metadata = _of_type(conversation.get("metadata"), dict, {})
+    analysis = _of_type(conversation.get("analysis"), dict, {})
     with transaction.atomic():
         locked = _lock(session)
-        locked.transcript = conversation.get("transcript") or []
+        locked.transcript = _of_type(conversation.get("transcript"), list, [])
         locked.analysis = analysis
         locked.call_metadata = metadata
-        locked.call_successful = (analysis.get("call_successful") or "")[:16]
-        locked.transcript_summary = analysis.get("transcript_summary") or ""
+        locked.call_successful = _of_type(analysis.get("call_successful"), str, "")[:16]
+        locked.transcript_summary = _of_type(analysis.get("transcript_summary"), str, "")
         duration = metadata.get("call_duration_secs")
-        locked.call_duration_secs = int(duration) if isinstance(duration, (int, float)) and duration >= 0 else None
-        locked.termination_reason = (metadata.get("termination_reason") or "")[:255]
+        locked.call_duration_secs = (
+            int(duration)
+            if isinstance(duration, (int, float))
+            and not isinstance(duration, bool)
+            and 0 <= duration <= MAX_CALL_DURATION_SECS
+            else None
+        )
+        locked.termination_reason = _of_type(metadata.get("termination_reason"), str, "")[:255]
         if locked.started_at is None:
             # No client reported the connection (an API client, a phone call): the call's own start time.
             locked.started_at = _from_unix(metadata.get("start_time_unix_secs"))

@@ -212,7 +212,18 @@ SECURE_CSP = {
 }
 
 # --- REST framework and OpenAPI ----------------------------------------------------------
+# Bounded JSON (voiceagent/jsonlimits.py): deeper nesting is refused with 400 in every JSON body we
+# parse (API, webhook, WebSocket frames); API bodies larger than JSON_MAX_BYTES are refused with 413.
+JSON_MAX_DEPTH = env_int(env, "JSON_MAX_DEPTH", default=64, minimum=8)
+JSON_MAX_BYTES = env_int(env, "JSON_MAX_BYTES", default=1024 * 1024, minimum=16 * 1024)
+
 REST_FRAMEWORK = {
+    # Depth, size and number limits on JSON bodies; forms stay as DRF has them (the browsable API).
+    "DEFAULT_PARSER_CLASSES": [
+        "voiceagent.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so an anonymous or bad-token call gets 401 with WWW-Authenticate.
         "rest_framework.authentication.TokenAuthentication",
@@ -267,6 +278,8 @@ ELEVENLABS_OUTBOUND_PROVIDER = env_choice(
 ELEVENLABS_PHONE_NUMBER_ID = env.str("ELEVENLABS_PHONE_NUMBER_ID", default="").strip()
 # Post-call audio arrives base64 in the webhook body; larger bodies are refused with 413.
 ELEVENLABS_WEBHOOK_MAX_BYTES = env_int(env, "ELEVENLABS_WEBHOOK_MAX_BYTES", default=200 * 1024 * 1024, minimum=1024)
+# Values in one webhook body (a count of arrays, objects and commas); more is refused before parsing.
+ELEVENLABS_WEBHOOK_MAX_JSON_ITEMS = env_int(env, "ELEVENLABS_WEBHOOK_MAX_JSON_ITEMS", default=1_000_000, minimum=1000)
 # Sessions stuck in connecting/active longer than this are ended with reason "timeout".
 SESSION_STALE_SECONDS = env_int(env, "SESSION_STALE_SECONDS", default=900, minimum=60)
 # With no API key, the simulated agent stands in for ElevenLabs.
