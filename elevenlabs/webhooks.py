@@ -138,6 +138,22 @@ def parse_signature_header(header: str | None) -> tuple[str, list[str]]:
     return timestamp, signatures
 
 
+def check_signature_header(header: str | None, *, now: float | None = None) -> tuple[str, list[str]]:
+    """The header's timestamp (as sent) and v0 signatures, if it is well formed and fresh.
+
+    Needs no body, so a missing, malformed or stale header can be refused before the body
+    is read (the ASGI entry point does so). Raises :class:`SignatureError` otherwise.
+    """
+    raw_timestamp, signatures = parse_signature_header(header)
+    timestamp = int(raw_timestamp)
+    current = time.time() if now is None else now
+    if current - timestamp > MAX_AGE_SECONDS:
+        raise SignatureError("signature timestamp too old")
+    if timestamp - current > MAX_FUTURE_SECONDS:
+        raise SignatureError("signature timestamp in the future")
+    return raw_timestamp, signatures
+
+
 def verify_signature(
     *,
     header: str | None,
@@ -172,13 +188,8 @@ def verify_signed_by(
     signers = {name: secret for name, secret in signers.items() if secret}
     if not signers:
         raise SignatureError("no signing secret configured")
-    raw_timestamp, signatures = parse_signature_header(header)
+    raw_timestamp, signatures = check_signature_header(header, now=now)
     timestamp = int(raw_timestamp)
-    current = time.time() if now is None else now
-    if current - timestamp > MAX_AGE_SECONDS:
-        raise SignatureError("signature timestamp too old")
-    if timestamp - current > MAX_FUTURE_SECONDS:
-        raise SignatureError("signature timestamp in the future")
     # The MAC covers the timestamp exactly as sent ("0123" and "123" sign differently).
     macs = {name: _mac(secret, raw_timestamp) for name, secret in signers.items()}
     for chunk in [body] if body is not None else chunks:

@@ -86,7 +86,8 @@ def _wait_until_answering(process: subprocess.Popen, base_url: str, output: IO[b
             # Any answer means Django is serving; what /healthz reports is for the tests to judge.
             requests.get(f"{base_url}/healthz", timeout=2)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet, or a worker still loading on a busy machine: ask again until the deadline.
             time.sleep(0.1)
     raise RuntimeError(f"the server did not answer on {base_url} within {timeout:.0f} s:\n{_tail(output)}")
 

@@ -116,7 +116,7 @@ def test_a_deeply_nested_api_body_is_a_400_without_a_traceback(alice_api, caplog
 
 
 def test_an_api_body_over_the_size_cap_is_a_413(alice_api, settings):
-    settings.JSON_MAX_BYTES = 16 * 1024
+    settings.API_MAX_BODY_BYTES = 16 * 1024
     body = json.dumps({**VALID, "dynamic_variables": {"note": "x" * 20_000}})
     response = post_raw(alice_api, "/voice/sessions", body)
     assert response.status_code == 413

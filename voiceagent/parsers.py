@@ -2,7 +2,7 @@
 
 DRF's own parser reads the whole stream (Django's DATA_UPLOAD_MAX_MEMORY_SIZE only
 guards ``request.body``) and lets ``RecursionError`` escape as a 500; this one reads at
-most JSON_MAX_BYTES + 1 bytes and answers every refusal as DRF's ParseError (400).
+most API_MAX_BODY_BYTES + 1 bytes and answers every refusal as DRF's ParseError (400).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from voiceagent.jsonlimits import JsonRejected, loads_bounded
 
 class BoundedJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        max_bytes = settings.JSON_MAX_BYTES
+        max_bytes = settings.API_MAX_BODY_BYTES
         raw = stream.read(max_bytes + 1)
         if len(raw) > max_bytes:
             # Answered 413 by the API's exception handler, like any other body over its cap.

@@ -213,9 +213,8 @@ SECURE_CSP = {
 
 # --- REST framework and OpenAPI ----------------------------------------------------------
 # Bounded JSON (voiceagent/jsonlimits.py): deeper nesting is refused with 400 in every JSON body we
-# parse (API, webhook, WebSocket frames); API bodies larger than JSON_MAX_BYTES are refused with 413.
+# parse (API, webhook, WebSocket frames); API bodies larger than API_MAX_BODY_BYTES are refused with 413.
 JSON_MAX_DEPTH = env_int(env, "JSON_MAX_DEPTH", default=64, minimum=8)
-JSON_MAX_BYTES = env_int(env, "JSON_MAX_BYTES", default=1024 * 1024, minimum=16 * 1024)
 
 REST_FRAMEWORK = {
     # Depth, size and number limits on JSON bodies; forms stay as DRF has them (the browsable API).
@@ -306,6 +305,19 @@ LOG_MAX_BYTES = env_int(env, "LOG_MAX_BYTES", default=10 * 1024 * 1024, minimum=
 LOG_BACKUP_COUNT = env_int(env, "LOG_BACKUP_COUNT", default=5, minimum=1)
 LOG_FILE = LOG_DIR / "elevenlabs.log"
 CLIENT_LOG_MAX_BYTES = env_int(env, "CLIENT_LOG_MAX_BYTES", default=8 * 1024, minimum=256)
+
+# --- Request bodies -------------------------------------------------------------------------
+# Caps enforced while a body streams in, before Django spools it (voiceagent/bodylimit.py): past
+# the cap the answer is 413 at once. The API's largest legitimate body (a session with 50 dynamic
+# variables of 1000 characters, escaped as \uXXXX) is about 600 KB; every path not listed below
+# (the JSON API, the admin's forms) has this cap.
+API_MAX_BODY_BYTES = env_int(env, "API_MAX_BODY_BYTES", default=1024 * 1024, minimum=1024)
+REQUEST_BODY_LIMITS = {
+    "/healthz": 0,
+    "/api/healthz": 0,
+    "/api/logs": CLIENT_LOG_MAX_BYTES,
+    "/elevenlabs/webhook": ELEVENLABS_WEBHOOK_MAX_BYTES,
+}
 
 try:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
