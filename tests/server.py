@@ -44,9 +44,13 @@ def asgi_server(
     workers: int = 2,
     startup_timeout: float = 60.0,
     log_level: str = "warning",
+    port: int | None = None,
 ) -> Iterator[str]:
-    """Run uvicorn with ``workers`` processes and environment ``env``; yield ``http://127.0.0.1:<port>``."""
-    port = free_port()
+    """Run uvicorn with ``workers`` processes and environment ``env``; yield ``http://127.0.0.1:<port>``.
+
+    Pass ``port`` (from :func:`free_port`) when the environment must name the server's own address.
+    """
+    port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable,
