@@ -101,6 +101,7 @@ class ConversationOutcome:
     pongs: int = 0
     text_reply_ms: float | None = None  # user_message sent -> its agent_response
     close_code: int | None = None
+    phase: str = ""
 
 
 class VoiceConversation:
@@ -112,7 +113,7 @@ class VoiceConversation:
         self.index = index
         self.first_message = first_message
         self.outcome = ConversationOutcome(agent_type="support" if index % 2 == 0 else "sales")
-        self.phase = "greeting"  # -> speaking -> spoken -> goodbye -> farewell
+        self.phase = "greeting"  # -> speaking -> spoken -> goodbye -> farewell (the last seen is in failures)
         self.playing_until = 0.0  # when the greeting would have finished playing
         self.goodbye_sent_at = 0.0
         self.hung_up = False
@@ -170,14 +171,16 @@ class VoiceConversation:
             microphone = asyncio.ensure_future(self._microphone(socket))
             try:
                 async for text in socket:
-                    await self._on_message(socket, json.loads(text))
-            except ConnectionClosed:
-                pass
+                    try:
+                        await self._on_message(socket, json.loads(text))
+                    except ConnectionClosed:
+                        pass  # a pong after the agent hung up: keep reading what came before its close
             finally:
                 microphone.cancel()
             await reported
             self.outcome.close_code = socket.close_code
         outcome = self.outcome
+        outcome.phase = self.phase
         hung_up_cleanly = self.hung_up and outcome.close_code == 1000
         outcome.completed = hung_up_cleanly and outcome.agent_turns == 3 and not outcome.error
 
@@ -315,11 +318,9 @@ def simulate_voice_load(
     return {
         "conversations": conversations,
         "completed": len(completed),
-        "failure_samples": sorted({outcome.error or f"incomplete: {asdict(outcome)}" for outcome in outcomes} - {""})[
-            :5
-        ]
-        if len(completed) < conversations
-        else [],
+        "failure_samples": sorted(
+            {outcome.error or f"incomplete: {asdict(outcome)}" for outcome in outcomes if not outcome.completed}
+        )[:5],
         "seconds": round(load_ended - load_started, 1),
         # Wall-clock figures depend on what else the machine runs; the server's CPU time does not, much.
         "server_cpu_seconds": round(cpu_used, 2),
