@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -156,3 +157,47 @@ def manage(env: dict[str, str], *args: str) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-2000:]}")
     return result.stdout
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = next(
+                int(line.split()[1]) for line in (entry / "status").read_text().splitlines() if line.startswith("PPid:")
+            )
+        except (OSError, StopIteration):
+            continue
+        if ppid == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def uvicorn_pid(base_url: str) -> int:
+    """The uvicorn process (a child of this one, as tests.server starts it) that listens on ``base_url``'s port."""
+    port = str(urlsplit(base_url).port)
+    for pid in child_pids(os.getpid()):
+        try:
+            argv = (Path(f"/proc/{pid}/cmdline").read_bytes()).split(b"\0")
+        except OSError:
+            continue
+        if b"uvicorn" in argv and port.encode() in argv:
+            return pid
+    raise RuntimeError(f"no uvicorn child of this process listens on port {port}")
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU time the processes have used so far (0 for any that has gone)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            # Fields after the command name, which is in parentheses and may hold spaces: utime and stime are 14 and 15.
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks

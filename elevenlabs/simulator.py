@@ -20,15 +20,18 @@ so that a browser plays audio for as long as the words would take to say.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import logging
 import math
 import re
 import sys
+import threading
 import time
 import uuid
 from array import array
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -349,6 +352,82 @@ def pcm_chunks(pcm: bytes, size: int = AUDIO_CHUNK_BYTES) -> list[bytes]:
     return [pcm[start : start + size] for start in range(0, len(pcm), size)]
 
 
+@dataclass(frozen=True)
+class SpokenAudio:
+    """A line as the agent says it: base64 audio events' payloads and how long they play."""
+
+    chunks: tuple[str, ...]
+    seconds: float
+
+    @property
+    def size(self) -> int:
+        return sum(len(chunk) for chunk in self.chunks)
+
+
+class SpokenAudioCache:
+    """The most recently spoken lines' encoded audio, bounded by the characters it holds.
+
+    An agent's audio is a pure function of (text, pitch), and the agents mostly say
+    their fixed lines, so fifty callers greeted at once share one encoding. Bounded
+    by size, not count: a client's first_message override can be 2,000 characters
+    (about 6 MB of base64), and lines larger than a quarter of the budget are not kept.
+    """
+
+    def __init__(self, max_chars: int):
+        self.max_chars = max_chars
+        self._lines: OrderedDict[tuple[str, float], SpokenAudio] = OrderedDict()
+        self._chars = 0
+        self._lock = threading.Lock()  # speech may be encoded in worker threads
+
+    def cached(self, text: str, pitch_hz: float) -> SpokenAudio | None:
+        key = (text, pitch_hz)
+        with self._lock:
+            if (audio := self._lines.get(key)) is not None:
+                self._lines.move_to_end(key)
+            return audio
+
+    def get(self, text: str, pitch_hz: float) -> SpokenAudio:
+        if (audio := self.cached(text, pitch_hz)) is not None:
+            return audio
+        key = (text, pitch_hz)
+        audio = _encode_speech(text, pitch_hz)
+        if audio.size <= self.max_chars // 4:
+            with self._lock:
+                if key not in self._lines:
+                    self._lines[key] = audio
+                    self._chars += audio.size
+                while self._chars > self.max_chars:
+                    _key, dropped = self._lines.popitem(last=False)
+                    self._chars -= dropped.size
+        return audio
+
+    def clear(self) -> None:
+        with self._lock:
+            self._lines.clear()
+            self._chars = 0
+
+
+def _encode_speech(text: str, pitch_hz: float) -> SpokenAudio:
+    pcm = synthesize_speech(text, pitch_hz=pitch_hz)
+    chunks = tuple(base64.b64encode(chunk).decode("ascii") for chunk in pcm_chunks(pcm))
+    return SpokenAudio(chunks=chunks, seconds=len(pcm) / BYTES_PER_SECOND)
+
+
+# Every line of both scripted agents takes about 6 MB; twice that leaves room for overrides and filled-in variables.
+SPOKEN_AUDIO_CACHE_CHARS = 16 * 1024 * 1024
+_spoken_audio = SpokenAudioCache(SPOKEN_AUDIO_CACHE_CHARS)
+
+
+def spoken_audio(text: str, *, pitch_hz: float) -> SpokenAudio:
+    """The audio events' payloads for the agent saying ``text``: encoded once, then served from the cache."""
+    return _spoken_audio.get(text, pitch_hz)
+
+
+def spoken_audio_if_cached(text: str, *, pitch_hz: float) -> SpokenAudio | None:
+    """The cached audio for ``text``, or None: lets the caller encode a new line off the event loop."""
+    return _spoken_audio.cached(text, pitch_hz)
+
+
 def pcm_rms(pcm: bytes) -> float:
     """Root-mean-square level of PCM16 little-endian samples (0 to 32768)."""
     samples = array("h")
@@ -357,7 +436,8 @@ def pcm_rms(pcm: bytes) -> float:
         return 0.0
     if sys.byteorder == "big":
         samples.byteswap()
-    return math.sqrt(sum(sample * sample for sample in samples) / len(samples))
+    # sumprod runs in C: the microphone sends 31 chunks a second per conversation, and this runs on the event loop.
+    return math.sqrt(math.sumprod(samples, samples) / len(samples))
 
 
 class SpeechDetector:
