@@ -143,9 +143,9 @@ def serve(command: list[str], *, env: dict[str, str], cwd: Path, port: int, outp
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{command[3]} did not answer on {base_url}:\n{tail(output)}")
             try:
-                requests.get(f"{base_url}/healthz", timeout=2)
+                requests.get(f"{base_url}/healthz", timeout=5)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or a worker still importing
                 time.sleep(0.2)
         yield
     finally:
