@@ -13,7 +13,7 @@ help:
 	@echo "make test    set up and run the whole test suite (DATABASE_URL=postgres://... for PostgreSQL)"
 	@echo "make serve   production-style: collectstatic, migrate, uvicorn with $(WORKERS) workers on :$(PORT)"
 	@echo "make lint    ruff check and ruff format --check"
-	@echo "make bench   benchmarks (ONLY=api or ONLY=logtail), results in bench-results/"
+	@echo "make bench   benchmarks (ONLY=api, ONLY=vs_reference, ...), results in bench-results/"
 
 setup:
 	@PORT=$(PORT) bash scripts/bootstrap.sh dev

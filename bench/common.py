@@ -13,9 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The figures' PostgreSQL database: created empty for a figure and dropped after it.
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/voiceagent_bench")
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -201,3 +206,28 @@ def cpu_seconds(pids: Iterable[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])
     return total / ticks
+
+
+def _postgres(url: str, statement: str) -> None:
+    """Run ``statement`` (``{}`` stands for the database that ``url`` names) in the server's postgres database."""
+    parts = urlsplit(url)
+    admin_url = urlunsplit(parts._replace(path="/postgres", query=""))
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(sql.SQL(statement).format(sql.Identifier(parts.path.lstrip("/"))))
+
+
+def on_fresh_postgres(url: str, measure: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """``measure(url)`` on a new, empty database named by ``url``, dropped afterwards.
+
+    Without a PostgreSQL server to reach, says so and returns ``{"skipped": why}``: the SQLite figures stand alone.
+    """
+    try:
+        _postgres(url, "DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        _postgres(url, "CREATE DATABASE {}")
+    except psycopg.Error as exc:
+        print(f"\nPostgreSQL skipped: {type(exc).__name__}: {exc}")
+        return {"skipped": str(exc)}
+    try:
+        return measure(url)
+    finally:
+        _postgres(url, "DROP DATABASE IF EXISTS {} WITH (FORCE)")
