@@ -47,7 +47,6 @@ def asgi_server(
 ) -> Iterator[str]:
     """Run uvicorn with ``workers`` processes and environment ``env``; yield ``http://127.0.0.1:<port>``."""
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable,
         "-m",
@@ -63,6 +62,26 @@ def asgi_server(
         log_level,
         "--no-access-log",
     ]
+    with _running(command, env=env, port=port, startup_timeout=startup_timeout) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def make_serve_server(*, env: Mapping[str, str], workers: int = 2, startup_timeout: float = 180.0) -> Iterator[str]:
+    """What `make serve` runs (scripts/serve.sh: collectstatic, migrate, uvicorn); yield its base URL.
+
+    The wait includes collectstatic, which compresses every file (several seconds, more on a busy machine).
+    """
+    port = free_port()
+    env = {**env, "PY": sys.executable, "PORT": str(port), "WORKERS": str(workers), "HOST": "127.0.0.1"}
+    command = ["bash", str(REPO_ROOT / "scripts" / "serve.sh")]
+    with _running(command, env=env, port=port, startup_timeout=startup_timeout) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def _running(command: list[str], *, env: Mapping[str, str], port: int, startup_timeout: float) -> Iterator[str]:
+    base_url = f"http://127.0.0.1:{port}"
     # A file rather than a pipe: nobody reads the output while the server runs, and a full pipe would block it.
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=dict(env), stdout=output, stderr=subprocess.STDOUT)  # noqa: S603

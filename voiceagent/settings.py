@@ -148,7 +148,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic (run by `make serve`, scripts/serve.sh) puts the files WhiteNoise serves.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # The playground's browser client comes from npm (package.json, installed by `npm ci`) and is
 # served as our own static files, no CDN: the SDK's ES modules, its audio worklets (loaded by
 # path, so voice works under the strict CSP) and livekit-client's ESM build. Only their .js and
