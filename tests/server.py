@@ -101,7 +101,8 @@ def _wait_until_answering(process: subprocess.Popen, base_url: str, output: IO[b
             # Any answer means Django is serving; what /healthz reports is for the tests to judge.
             requests.get(f"{base_url}/healthz", timeout=2)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet, or listening while its workers still import Django on a busy machine.
             time.sleep(0.1)
     raise RuntimeError(f"the server did not answer on {base_url} within {timeout:.0f} s:\n{_tail(output)}")
 

@@ -17,6 +17,13 @@ def browser():
     return Client(enforce_csrf_checks=True)
 
 
+@pytest.fixture
+def alice_browser(browser, alice):
+    """alice, logged in through the login page."""
+    log_in(browser, "alice", "alice-pass-123")
+    return browser
+
+
 def csrf_token(response) -> str:
     return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.content.decode()).group(1)
 
@@ -27,6 +34,13 @@ def log_in(browser, username, password, *, next_path=""):
         "/accounts/login/",
         {"csrfmiddlewaretoken": csrf_token(page), "username": username, "password": password, "next": next_path},
     )
+
+
+def change_password(browser, old, new):
+    form = browser.get("/accounts/password_change/")
+    assert form.status_code == 200
+    fields = {"old_password": old, "new_password1": new, "new_password2": new}
+    return browser.post("/accounts/password_change/", {"csrfmiddlewaretoken": csrf_token(form), **fields})
 
 
 def logged_in_user_id(client):
@@ -128,16 +142,15 @@ def test_logout_is_a_post(client, alice):
     assert logged_in_user_id(client) == str(alice.pk)
 
 
-def test_logout_by_post_ends_the_login(browser, alice):
-    log_in(browser, "alice", "alice-pass-123")
-    page = browser.get("/playground/")
+def test_logout_by_post_ends_the_login(alice_browser):
+    page = alice_browser.get("/playground/")
 
-    response = browser.post("/accounts/logout/", {"csrfmiddlewaretoken": csrf_token(page)})
+    response = alice_browser.post("/accounts/logout/", {"csrfmiddlewaretoken": csrf_token(page)})
 
     assert response.status_code == 200
     assert "You are logged out" in response.content.decode()
-    assert logged_in_user_id(browser) is None
-    assert browser.get("/playground/")["Location"] == "/accounts/login/?next=/playground/"
+    assert logged_in_user_id(alice_browser) is None
+    assert alice_browser.get("/playground/")["Location"] == "/accounts/login/?next=/playground/"
 
 
 # --- Change password ------------------------------------------------------------------------------------
@@ -150,42 +163,19 @@ def test_changing_the_password_needs_a_login(client):
     assert response["Location"] == "/accounts/login/?next=/accounts/password_change/"
 
 
-def test_a_user_changes_their_password_and_stays_logged_in(browser, alice):
-    log_in(browser, "alice", "alice-pass-123")
-    form = browser.get("/accounts/password_change/")
-    assert form.status_code == 200
-
-    response = browser.post(
-        "/accounts/password_change/",
-        {
-            "csrfmiddlewaretoken": csrf_token(form),
-            "old_password": "alice-pass-123",
-            "new_password1": "a-new-and-long-secret-7",
-            "new_password2": "a-new-and-long-secret-7",
-        },
-    )
+def test_a_user_changes_their_password_and_stays_logged_in(alice_browser, alice):
+    response = change_password(alice_browser, "alice-pass-123", "a-new-and-long-secret-7")
 
     assert response.status_code == 302
     assert response["Location"] == "/accounts/password_change/done/"
-    assert "Your password has been changed" in browser.get(response["Location"]).content.decode()
-    assert browser.get("/playground/").status_code == 200  # the session survived the change
+    assert "Your password has been changed" in alice_browser.get(response["Location"]).content.decode()
+    assert alice_browser.get("/playground/").status_code == 200  # the session survived the change
     alice.refresh_from_db()
     assert alice.check_password("a-new-and-long-secret-7")
 
 
-def test_a_wrong_old_password_changes_nothing(browser, alice):
-    log_in(browser, "alice", "alice-pass-123")
-    form = browser.get("/accounts/password_change/")
-
-    response = browser.post(
-        "/accounts/password_change/",
-        {
-            "csrfmiddlewaretoken": csrf_token(form),
-            "old_password": "not-it",
-            "new_password1": "a-new-and-long-secret-7",
-            "new_password2": "a-new-and-long-secret-7",
-        },
-    )
+def test_a_wrong_old_password_changes_nothing(alice_browser, alice):
+    response = change_password(alice_browser, "not-it", "a-new-and-long-secret-7")
 
     assert response.status_code == 200
     html = response.content.decode()
@@ -195,19 +185,8 @@ def test_a_wrong_old_password_changes_nothing(browser, alice):
     assert alice.check_password("alice-pass-123")
 
 
-def test_a_weak_new_password_is_refused_with_the_reason(browser, alice):
-    log_in(browser, "alice", "alice-pass-123")
-    form = browser.get("/accounts/password_change/")
-
-    response = browser.post(
-        "/accounts/password_change/",
-        {
-            "csrfmiddlewaretoken": csrf_token(form),
-            "old_password": "alice-pass-123",
-            "new_password1": "12345678",
-            "new_password2": "12345678",
-        },
-    )
+def test_a_weak_new_password_is_refused_with_the_reason(alice_browser, alice):
+    response = change_password(alice_browser, "alice-pass-123", "12345678")
 
     assert response.status_code == 200
     assert "This password is too common" in response.content.decode()
