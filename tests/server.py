@@ -50,8 +50,6 @@ def asgi_server(
     Unless ``env`` names one, the server's PUBLIC_BASE_URL is its own address, as an operator would set it.
     """
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = {"PUBLIC_BASE_URL": base_url, **env}
     command = [
         sys.executable,
         "-m",
@@ -67,6 +65,29 @@ def asgi_server(
         log_level,
         "--no-access-log",
     ]
+    with _running(command, env=env, port=port, startup_timeout=startup_timeout) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def make_serve_server(*, env: Mapping[str, str], workers: int = 2, startup_timeout: float = 180.0) -> Iterator[str]:
+    """What `make serve` runs (scripts/serve.sh: collectstatic, migrate, uvicorn); yield its base URL.
+
+    Unless ``env`` names one, the server's PUBLIC_BASE_URL is its own address, as an operator would set it.
+
+    The wait includes collectstatic, which compresses every file (several seconds, more on a busy machine).
+    """
+    port = free_port()
+    env = {**env, "PY": sys.executable, "PORT": str(port), "WORKERS": str(workers), "HOST": "127.0.0.1"}
+    command = ["bash", str(REPO_ROOT / "scripts" / "serve.sh")]
+    with _running(command, env=env, port=port, startup_timeout=startup_timeout) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def _running(command: list[str], *, env: Mapping[str, str], port: int, startup_timeout: float) -> Iterator[str]:
+    base_url = f"http://127.0.0.1:{port}"
+    env = {"PUBLIC_BASE_URL": base_url, **env}
     # A file rather than a pipe: nobody reads the output while the server runs, and a full pipe would block it.
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=dict(env), stdout=output, stderr=subprocess.STDOUT)  # noqa: S603
@@ -87,7 +108,7 @@ def _wait_until_answering(process: subprocess.Popen, base_url: str, output: IO[b
             requests.get(f"{base_url}/healthz", timeout=2)
             return
         except (requests.ConnectionError, requests.Timeout):
-            # Not listening yet, or a worker still loading on a busy machine: ask again until the deadline.
+            # Not listening yet, or listening while its workers still import Django on a busy machine.
             time.sleep(0.1)
     raise RuntimeError(f"the server did not answer on {base_url} within {timeout:.0f} s:\n{_tail(output)}")
 

@@ -107,3 +107,16 @@ class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
 
 
 __all__ = ["BrowsableAPIRenderer", "exception_handler"]
+
+
+class JsonErrors:
+    """For an API view whose answers are not JSON (the YAML schema, the Swagger page): its errors are.
+
+    Without this, a refusal is rendered by the view's own renderer: YAML, or a bare
+    "401 Unauthorized" from the HTML template renderer.
+    """
+
+    def handle_exception(self, exc):
+        self.request.accepted_renderer = renderers.JSONRenderer()
+        self.request.accepted_media_type = renderers.JSONRenderer.media_type
+        return super().handle_exception(exc)

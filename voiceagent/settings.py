@@ -143,19 +143,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+# Everyone logs in through our own pages (voiceagent/urls.py, templates in playground/); the admin's
+# login stays for staff only.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "playground:page"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic (run by `make serve`, scripts/serve.sh) puts the files WhiteNoise serves.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # The playground's browser client comes from npm (package.json, installed by `npm ci`) and is
 # served as our own static files, no CDN: the SDK's ES modules, its audio worklets (loaded by
 # path, so voice works under the strict CSP) and livekit-client's ESM build. Only their .js and
-# .mjs files are served (playground/finders.py); until `npm ci` has run the playground says the
-# client is missing.
+# .mjs files are served, collected without their source-map comments (playground/finders.py);
+# until `npm ci` has run the playground says the client is missing.
 _NODE_MODULES = BASE_DIR / "node_modules"
 NPM_STATIC_DIRS = [
     ("vendor/elevenlabs-client", _NODE_MODULES / "@elevenlabs" / "client" / "dist"),
@@ -247,6 +251,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "System of record for voice-agent sessions on ElevenLabs Agents.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs page need a login like the rest of the API (the docs page sends an
+    # anonymous browser to the login page, voiceagent/views.py).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
