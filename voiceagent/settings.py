@@ -184,6 +184,7 @@ AXES_LOCKOUT_CALLABLE = "voiceagent.login_guard.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 # Successful logins are not written to a table of their own: one write less per login.
 AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False  # no "AXES: BEGIN" line at every start; lockouts are still logged
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
