@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 
 from sessions.models import VoiceSession
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_throttles():
-    # Throttle history lives in the cache and user ids repeat between tests.
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_throttles")]
 
 
 @pytest.fixture
