@@ -196,7 +196,7 @@ def test_a_writer_behind_another_writer_of_this_process_still_waits_one_timeout_
     with hold_write_lock():
         thread = threading.Thread(target=first_writer)
         thread.start()
-        time.sleep(0.3)  # the first writer now holds the queue and sleeps in SQLite's busy handler
+        time.sleep(0.2)  # the first writer now holds the queue and sleeps in SQLite's busy handler
         started = time.monotonic()
         with pytest.raises(OperationalError):
             services.session_create(customer_id="second")
@@ -204,6 +204,6 @@ def test_a_writer_behind_another_writer_of_this_process_still_waits_one_timeout_
         thread.join()
 
     assert "first" in results
-    # SQLite: queued ~0.7 s behind the first writer, then ~0.3 s in SQLite's busy wait; about LOCK_WAIT in
-    # all, where waiting the whole timeout twice over would take ~1.7 s.
-    assert second < LOCK_WAIT + 0.5
+    # SQLite: queued ~0.8 s behind the first writer, then ~0.2 s in SQLite's busy wait; about LOCK_WAIT in
+    # all, where waiting the whole timeout twice over would take ~1.8 s.
+    assert second < LOCK_WAIT + 0.4
