@@ -11,9 +11,9 @@ PY := .venv/bin/python
 help:
 	@echo "make run     set up (venv, .env, database, dev admin) and serve on :$(PORT) with runserver (DEBUG)"
 	@echo "make test    set up and run the whole test suite (DATABASE_URL=postgres://... for PostgreSQL)"
-	@echo "make serve   production-style: collectstatic, migrate, uvicorn with $(WORKERS) workers on :$(PORT)"
+	@echo "make serve   production-style (scripts/serve.sh): collectstatic, migrate, uvicorn with $(WORKERS) workers on :$(PORT)"
 	@echo "make lint    ruff check and ruff format --check"
-	@echo "make bench   benchmarks (ONLY=api or ONLY=logtail), results in bench-results/"
+	@echo "make bench   benchmarks (ONLY=api, ONLY=vs_reference, ...), results in bench-results/"
 
 setup:
 	@PORT=$(PORT) bash scripts/bootstrap.sh dev
@@ -27,9 +27,7 @@ test:
 
 serve:
 	@bash scripts/bootstrap.sh
-	$(PY) manage.py collectstatic --noinput -v 0
-	$(PY) manage.py migrate --noinput
-	$(PY) -m uvicorn voiceagent.asgi:application --workers $(WORKERS) --host 0.0.0.0 --port $(PORT)
+	PORT=$(PORT) WORKERS=$(WORKERS) PY=$(PY) bash scripts/serve.sh
 
 lint:
 	@bash scripts/bootstrap.sh

@@ -8,16 +8,23 @@ traffic goes to 127.0.0.1. Client and server share the machine's cores.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from bench.common import MAKE_TOKEN, LoadResult, manage, print_table, run_load, server_env
+from bench.common import (
+    MAKE_TOKEN,
+    POSTGRES_URL,
+    LoadResult,
+    manage,
+    on_fresh_postgres,
+    print_table,
+    run_load,
+    server_env,
+)
 from tests.server import asgi_server
 
 NAME = "api"
@@ -27,7 +34,6 @@ CLIENTS = 32
 WORKERS = 4
 REQUESTS = {"create": 2000, "get": 2000, "end": 2000, "list": 500}
 MAX_SECONDS_PER_PHASE = 60.0
-POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/voiceagent_bench")
 
 
 def bench_database(label: str, database_url: str) -> dict[str, Any]:
@@ -96,34 +102,10 @@ def run_phases(base_url: str, token: str) -> list[LoadResult]:
     return results
 
 
-def _postgres_admin_url(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/postgres", query="")), parts.path.lstrip("/")
-
-
-def _postgres(url: str, statement: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    admin_url, name = _postgres_admin_url(url)
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(sql.SQL(statement).format(sql.Identifier(name)))
-
-
 def run() -> dict[str, Any]:
     figures: dict[str, Any] = {"requests_per_phase": REQUESTS, "max_seconds_per_phase": MAX_SECONDS_PER_PHASE}
     with tempfile.TemporaryDirectory(prefix="voiceagent-bench-db-") as db_dir:
         figures["sqlite"] = bench_database("SQLite (WAL)", f"sqlite:///{Path(db_dir) / 'bench.sqlite3'}")
 
-    try:
-        _postgres(POSTGRES_URL, "DROP DATABASE IF EXISTS {} WITH (FORCE)")
-        _postgres(POSTGRES_URL, "CREATE DATABASE {}")
-    except Exception as exc:  # no PostgreSQL here: say so, keep the SQLite figures
-        print(f"\nPostgreSQL skipped: {type(exc).__name__}: {exc}")
-        figures["postgresql"] = {"skipped": str(exc)}
-        return figures
-    try:
-        figures["postgresql"] = bench_database("PostgreSQL", POSTGRES_URL)
-    finally:
-        _postgres(POSTGRES_URL, "DROP DATABASE IF EXISTS {} WITH (FORCE)")
+    figures["postgresql"] = on_fresh_postgres(POSTGRES_URL, lambda url: bench_database("PostgreSQL", url))
     return figures

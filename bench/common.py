@@ -13,8 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The figures' PostgreSQL database: created empty for a figure and dropped after it.
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/voiceagent_bench")
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -147,6 +153,7 @@ def server_env(database_url: str, log_dir: str) -> dict[str, str]:
         # One user creates thousands of sessions a minute here: the benchmarks measure the flow, not the throttle.
         SESSION_CREATE_THROTTLE="",
     )
+    env.pop("PUBLIC_BASE_URL", None)  # tests.server.asgi_server gives each server its own address
     return env
 
 
@@ -157,3 +164,72 @@ def manage(env: dict[str, str], *args: str) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-2000:]}")
     return result.stdout
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = next(
+                int(line.split()[1]) for line in (entry / "status").read_text().splitlines() if line.startswith("PPid:")
+            )
+        except (OSError, StopIteration):
+            continue
+        if ppid == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def uvicorn_pid(base_url: str) -> int:
+    """The uvicorn process (a child of this one, as tests.server starts it) that listens on ``base_url``'s port."""
+    port = str(urlsplit(base_url).port)
+    for pid in child_pids(os.getpid()):
+        try:
+            argv = (Path(f"/proc/{pid}/cmdline").read_bytes()).split(b"\0")
+        except OSError:
+            continue
+        if b"uvicorn" in argv and port.encode() in argv:
+            return pid
+    raise RuntimeError(f"no uvicorn child of this process listens on port {port}")
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU time the processes have used so far (0 for any that has gone)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            # Fields after the command name, which is in parentheses and may hold spaces: utime and stime are 14 and 15.
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def _postgres(url: str, statement: str) -> None:
+    """Run ``statement`` (``{}`` stands for the database that ``url`` names) in the server's postgres database."""
+    parts = urlsplit(url)
+    admin_url = urlunsplit(parts._replace(path="/postgres", query=""))
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(sql.SQL(statement).format(sql.Identifier(parts.path.lstrip("/"))))
+
+
+def on_fresh_postgres(url: str, measure: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """``measure(url)`` on a new, empty database named by ``url``, dropped afterwards.
+
+    Without a PostgreSQL server to reach, says so and returns ``{"skipped": why}``: the SQLite figures stand alone.
+    """
+    try:
+        _postgres(url, "DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        _postgres(url, "CREATE DATABASE {}")
+    except psycopg.Error as exc:
+        print(f"\nPostgreSQL skipped: {type(exc).__name__}: {exc}")
+        return {"skipped": str(exc)}
+    try:
+        return measure(url)
+    finally:
+        _postgres(url, "DROP DATABASE IF EXISTS {} WITH (FORCE)")

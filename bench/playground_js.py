@@ -41,8 +41,8 @@ STATIC_ROOT = {static_root!r}
 """
 _MAKE_USER = """
 from django.contrib.auth import get_user_model
-# Staff: the admin login form (the playground's LOGIN_URL) only lets staff in.
-get_user_model().objects.create_user({username!r}, password={password!r}, is_staff=True)
+# Not staff: the playground's login page (LOGIN_URL) lets every account in.
+get_user_model().objects.create_user({username!r}, password={password!r})
 """
 
 # Installed on the page before Start: when the click happened and when each status first showed.
@@ -85,7 +85,7 @@ def _log_in(page, base_url: str, password: str) -> None:
     page.goto(f"{base_url}/playground/")
     page.fill("#id_username", USERNAME)
     page.fill("#id_password", password)
-    page.click("input[type=submit]")
+    page.click("#login-form button[type=submit]")
     page.wait_for_url(f"{base_url}/playground/")
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import random
 import secrets
 import tempfile
@@ -27,11 +26,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
-from bench.common import LoadResult, manage, print_table, run_load, server_env
+from bench.common import LoadResult, child_pids, manage, print_table, run_load, server_env, uvicorn_pid
 from elevenlabs.webhooks import SIGNATURE_HEADER, sign
 from tests.server import asgi_server
 
@@ -238,42 +236,19 @@ def _status(pid: int) -> dict[str, int]:
     return values
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = next(
-                int(line.split()[1]) for line in (entry / "status").read_text().splitlines() if line.startswith("PPid:")
-            )
-        except (OSError, StopIteration):
-            continue
-        if ppid == pid:
-            found.append(int(entry.name))
-    return found
-
-
 def worker_pid(base_url: str) -> tuple[int, str]:
     """The pid of the process that serves ``base_url`` and how it was found.
 
     uvicorn with ``--workers 1`` serves in its own process; with a supervisor there
-    would be one child, the worker. The uvicorn process is a child of this one.
+    would be one child, the worker.
     """
-    port = str(urlsplit(base_url).port)
-    for pid in _children(os.getpid()):
-        try:
-            argv = (Path(f"/proc/{pid}/cmdline").read_bytes()).split(b"\0")
-        except OSError:
-            continue
-        if b"uvicorn" in argv and port.encode() in argv:
-            workers = _children(pid)
-            if len(workers) == 1:
-                return workers[0], "the uvicorn process's only child"
-            if not workers:
-                return pid, "the uvicorn process itself (no child processes)"
-            raise RuntimeError(f"uvicorn {pid} has {len(workers)} children; expected one worker")
-    raise RuntimeError(f"no uvicorn child of this process listens on port {port}")
+    pid = uvicorn_pid(base_url)
+    workers = child_pids(pid)
+    if len(workers) == 1:
+        return workers[0], "the uvicorn process's only child"
+    if not workers:
+        return pid, "the uvicorn process itself (no child processes)"
+    raise RuntimeError(f"uvicorn {pid} has {len(workers)} children; expected one worker")
 
 
 def reset_peak(pid: int) -> bool:

@@ -22,7 +22,6 @@ the credential endpoints are never logged.
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import math
 import os
@@ -41,6 +40,8 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_exponential_jitter
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
+from elevenlabs.postcall import post_call_problem
+from voiceagent.jsonlimits import loads_bounded
 from voiceagent.timing import record_upstream
 
 logger = logging.getLogger("voiceagent.elevenlabs")
@@ -60,7 +61,10 @@ OUTBOUND_CALL_PATHS = {
 # "conv_01jx..."; refusing anything else (notably "." and "..", which URL
 # normalisation would resolve) keeps a caller's value from reaching another endpoint.
 # The shape of an ElevenLabs conversation id wherever one arrives (API, webhook, URL path); 128 is what we store.
-CONVERSATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+# ElevenLabs' bodies nest a handful of levels; deeper is a broken or hostile answer, not data (a ValueError).
+MAX_RESPONSE_DEPTH = 64
+# Anchored with \A and \Z: "$" also matches before a final newline, so "conv\n" would pass.
+CONVERSATION_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
 
 
 class ElevenLabsError(Exception):
@@ -269,7 +273,7 @@ class ElevenLabsClient:
 
     def get_conversation(self, conversation_id: str) -> dict:
         path = f"/v1/convai/conversations/{_path_id(conversation_id)}"
-        return self._json("GET", path)
+        return self._json("GET", path, check=_is_post_call_conversation)
 
     def list_conversations(self, *, page_size: int = 30, cursor: str | None = None, **filters: Any) -> dict:
         """One page: ``{"conversations": [...], "next_cursor": ..., "has_more": ...}``.
@@ -392,7 +396,7 @@ class ElevenLabsClient:
         started = time.monotonic()
         response, attempts = self._send(method, path, params=params, json_body=json_body, idempotent=idempotent)
         try:
-            body = response.json()
+            body = loads_bounded(response.content, max_depth=MAX_RESPONSE_DEPTH)
         except ValueError:
             body = None
         if not isinstance(body, dict):
@@ -511,7 +515,7 @@ class ElevenLabsClient:
             )
         body: Any = None
         try:
-            body = json.loads(raw) if raw else None
+            body = loads_bounded(raw, max_depth=MAX_RESPONSE_DEPTH) if raw else None
         except ValueError:
             body = None
         detail = body.get("detail") if isinstance(body, dict) else None
@@ -610,6 +614,13 @@ def _has_str(key: str) -> Callable[[dict], ElevenLabsError | None]:
     return check
 
 
+def _is_post_call_conversation(body: dict) -> ElevenLabsError | None:
+    problem = post_call_problem(body)
+    if problem is None:
+        return None
+    return ElevenLabsError(f"ElevenLabs' conversation details are malformed: {problem}", code="invalid_response")
+
+
 def _is_conversation_page(body: dict) -> ElevenLabsError | None:
     if isinstance(body.get("conversations"), list):
         return None
@@ -623,7 +634,7 @@ def _require(value: str, name: str) -> str:
 
 
 def _path_id(conversation_id: str) -> str:
-    if not isinstance(conversation_id, str) or not CONVERSATION_ID.match(conversation_id):
+    if not isinstance(conversation_id, str) or not CONVERSATION_ID.fullmatch(conversation_id):
         raise ValueError(f"{conversation_id!r} is not a conversation id.")
     return quote(conversation_id, safe="")
 

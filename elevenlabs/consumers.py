@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -34,6 +35,7 @@ from django.http.request import split_domain_port, validate_host
 
 from elevenlabs import simulator
 from elevenlabs.simulator import SignedUrlRefused, SimulatedAgent, SpeechDetector
+from voiceagent.jsonlimits import JsonRejected, loads_bounded
 from voiceagent.logging import session_context
 
 logger = logging.getLogger("elevenlabs.simulator")
@@ -41,9 +43,16 @@ logger = logging.getLogger("elevenlabs.simulator")
 SUBPROTOCOL = "convai"
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 
+# A frame over this ends the conversation with 1009, as a WebSocket server past its size limit does.
+# The browser's microphone chunks are ~1.4 KB and its initiation data a few KB.
 MAX_FRAME_CHARS = 256 * 1024
+# Deeper frames get an error event. ElevenLabs' own messages nest about 6 levels; the client data
+# we keep goes into the post-call webhook two levels down, which must stay within its parser's bound.
+MAX_FRAME_DEPTH = 32
+AUDIO_EVENTS_PER_YIELD = 8  # two seconds of audio, then other conversations on this worker get a turn
 MAX_TEXT_CHARS = 4000
 MAX_FIRST_MESSAGE_CHARS = 2000
 MAX_USER_ID_CHARS = 256
@@ -276,6 +285,21 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
 
     # --- messages from the client ----------------------------------------------------------------
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its per-message ``close_old_connections``.
+
+        Channels runs that before every message, in the one thread Django keeps for
+        sync code, where /healthz and every other sync view also wait their turn:
+        with the microphone's 31 chunks a second per conversation, fifty
+        conversations queued ~1,500 hops a second there. Nothing here touches the
+        database outside ``database_sync_to_async``, which closes old connections
+        itself, in its own thread, around each call.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.conversation_id is None or self._finishing is not None:
             return  # refused or ending: nothing more to say
@@ -286,16 +310,19 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
             await self._end(CLOSE_INTERNAL, "Internal error in the simulated agent", "Internal error")
 
     async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> None:
+        if len(text_data if text_data is not None else bytes_data or b"") > MAX_FRAME_CHARS:
+            reason = f"Message too big (over {MAX_FRAME_CHARS} characters)"
+            await self._end(CLOSE_TOO_BIG, reason, f"Client sent a message over {MAX_FRAME_CHARS} characters")
+            return
         if text_data is None:
             await self._send_error("Binary frames are not part of the protocol; send JSON text.")
             return
-        if len(text_data) > MAX_FRAME_CHARS:
-            await self._send_error(f"Message too large (over {MAX_FRAME_CHARS} characters).")
-            return
         try:
-            message = json.loads(text_data)
-        except ValueError:
-            await self._send_error("Message is not valid JSON.")
+            # Bounded: a deep frame would otherwise turn json.loads' recursion into a RecursionError, and a NUL
+            # or a huge number in the client data would break what we store.
+            message = loads_bounded(text_data, max_depth=MAX_FRAME_DEPTH)
+        except JsonRejected as exc:
+            await self._send_error(exc.message)
             return
         if not isinstance(message, dict):
             await self._send_error("Message must be a JSON object.")
@@ -412,10 +439,17 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
         await self._send_event("agent_response", {"agent_response": text, "event_id": event_id})
         if self.text_only:
             return  # the client would buffer audio forever in a text-only conversation
-        pcm = simulator.synthesize_speech(text, pitch_hz=self.agent.pitch_hz)
-        for chunk in simulator.pcm_chunks(pcm):
-            await self._send_event("audio", {"audio_base_64": base64.b64encode(chunk).decode(), "event_id": event_id})
-        self.playing_until = max(now, self.playing_until) + len(pcm) / simulator.BYTES_PER_SECOND
+        pitch_hz = self.agent.pitch_hz
+        # The agents' lines come from the cache; a new line (an override, filled-in variables) is encoded
+        # in a thread, since a long one takes milliseconds the other conversations on this loop would wait.
+        audio = simulator.spoken_audio_if_cached(text, pitch_hz=pitch_hz) or await asyncio.to_thread(
+            simulator.spoken_audio, text, pitch_hz=pitch_hz
+        )
+        for index, chunk in enumerate(audio.chunks, start=1):
+            await self._send_event("audio", {"audio_base_64": chunk, "event_id": event_id})
+            if index % AUDIO_EVENTS_PER_YIELD == 0:
+                await asyncio.sleep(0)  # each event is compressed on the loop by the server; share it
+        self.playing_until = max(now, self.playing_until) + audio.seconds
         self.speaking_item = len(self.transcript) - 1
 
     async def _interrupt(self, now: float) -> None:

@@ -8,11 +8,18 @@ request gets the WebSocket form there.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 from django.utils import timezone
+
+from elevenlabs import client as elevenlabs_client
+from elevenlabs.client import CONVERSATION_ID
+
+logger = logging.getLogger("voiceagent.elevenlabs.credentials")
 
 SIGNED_URL_LIFETIME = timedelta(minutes=15)
 CONVERSATION_TOKEN_LIFETIME = timedelta(minutes=10)
@@ -96,17 +103,19 @@ def credential_mint(
             conversation_id=minted["conversation_id"],
         )
 
-    from elevenlabs.client import get_client
-
-    client = get_client()
+    client = elevenlabs_client.get_client()
     if connection_type == "websocket":
-        body = client.get_signed_url(agent_id)
+        # Asked with include_conversation_id so that the session knows its conversation before any client
+        # reports it (the signature then opens one conversation only).
+        body = client.get_signed_url(agent_id, include_conversation_id=True)
         return Credential(
             connection_type="websocket",
             agent_id=agent_id,
             expires_at=now + SIGNED_URL_LIFETIME,
             simulation=False,
             signed_url=body["signed_url"],
+            conversation_id=_valid_conversation_id(body.get("conversation_id"))
+            or _valid_conversation_id(_query_param(body["signed_url"], "conversation_id")),
         )
     body = client.get_conversation_token(agent_id, participant_name=session.customer_id)
     return Credential(
@@ -115,5 +124,20 @@ def credential_mint(
         expires_at=now + CONVERSATION_TOKEN_LIFETIME,
         simulation=False,
         conversation_token=body["token"],
-        conversation_id=body.get("conversation_id"),
+        conversation_id=_valid_conversation_id(body.get("conversation_id")),
     )
+
+
+def _query_param(url: str, name: str) -> str | None:
+    values = parse_qs(urlsplit(url).query).get(name) or []
+    return values[0] if len(values) == 1 else None
+
+
+def _valid_conversation_id(value) -> str | None:
+    """``value`` if it is shaped like a conversation id, else None (the session then stays unbound)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and CONVERSATION_ID.match(value):
+        return value
+    logger.warning("ElevenLabs returned a conversation id of an unexpected shape; the session stays unbound")
+    return None

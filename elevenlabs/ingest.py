@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 import ijson
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage
 from django.db import IntegrityError, transaction
@@ -33,8 +34,9 @@ from django.utils.text import get_valid_filename
 
 from elevenlabs.client import CONVERSATION_ID
 from elevenlabs.models import WebhookDelivery, WebhookOutcome
+from elevenlabs.postcall import post_call_problem
 from elevenlabs.webhooks import SignedBody
-from sessions.models import VoiceSession
+from sessions.models import EventKind, VoiceSession
 from sessions.services import (
     InvalidTransition,
     session_fail,
@@ -43,6 +45,7 @@ from sessions.services import (
     session_store_post_call,
 )
 from voiceagent.faults import database_unavailable
+from voiceagent.jsonlimits import JsonRejected, JsonShapeScanner, path_of_nul
 from voiceagent.logging import session_context
 
 logger = logging.getLogger("voiceagent.elevenlabs.webhook")
@@ -60,7 +63,20 @@ MAX_IGNORED_PAYLOAD_BYTES = 256 * 1024
 
 
 class MalformedDelivery(Exception):
-    """A correctly signed body that is not a delivery we can use (answered 400, nothing stored)."""
+    """A correctly signed body that is not a delivery we can use (answered 400; the ledger notes it as malformed)."""
+
+    def __init__(self, message: str, *, event_type: str = "", conversation_id: str = ""):
+        self.event_type = event_type
+        self.conversation_id = conversation_id
+        super().__init__(message)
+
+
+class NotASimulatedConversation(Exception):
+    """A delivery signed with the simulated agent's key for a conversation no simulated session holds."""
+
+    def __init__(self, conversation_id: str):
+        self.conversation_id = conversation_id
+        super().__init__("Signed by the simulated agent, but the conversation is not a simulated session's.")
 
 
 class DeliveryProcessingFailed(Exception):
@@ -100,7 +116,7 @@ def _short_str(value: Any, *, name: str, max_length: int, required: bool) -> str
 def _conversation_id(value: Any, *, required: bool) -> str:
     conversation_id = _short_str(value, name="data.conversation_id", max_length=128, required=required)
     # It names files (audio) and is matched against sessions: an id-shaped token only.
-    if conversation_id and not CONVERSATION_ID.match(conversation_id):
+    if conversation_id and not CONVERSATION_ID.fullmatch(conversation_id):
         raise MalformedDelivery("data.conversation_id must be letters, digits and . _ : - only.")
     return conversation_id
 
@@ -140,13 +156,19 @@ def parse_delivery(body: IO[bytes], *, body_bytes: int) -> Envelope:
 
     The caller owns ``envelope.audio`` and must close it. Raises :class:`MalformedDelivery`.
     """
+    scanner = _check_shape(body, body_bytes=body_bytes)
     fields: dict[str, Any] = {}
     try:
         # kvitems streams the top-level members; only full_audio is large, and it is a single str.
         for key, value in ijson.kvitems(body, "", use_float=True, buf_size=_read_size(body_bytes)):
             fields[key] = value
-    except (ijson.JSONError, UnicodeDecodeError, ValueError):
+    except (ijson.JSONError, UnicodeDecodeError, ValueError) as exc:
+        if "overflow" in str(exc):  # yajl refuses integers past 64 bits and floats past double range
+            raise MalformedDelivery("A number is out of range: integers must fit in 64 bits.")
         raise MalformedDelivery("Body is not valid JSON.")
+    if scanner.saw_nul_escape and (where := path_of_nul(fields)) is not None:
+        # PostgreSQL's jsonb cannot hold U+0000; nothing we keep may contain it.
+        raise MalformedDelivery(f"{where or 'a key'} contains the NUL character (\\u0000).")
     event_type = _short_str(fields.get("type"), name="type", max_length=64, required=True)
     known = event_type in KNOWN_TYPES
     data = fields.get("data")
@@ -165,9 +187,8 @@ def parse_delivery(body: IO[bytes], *, body_bytes: int) -> Envelope:
         data=data,
     )
     if event_type == TRANSCRIPTION:
-        for name, kind in (("transcript", list), ("metadata", dict), ("analysis", dict)):
-            if data.get(name) is not None and not isinstance(data[name], kind):
-                raise MalformedDelivery(f"data.{name} must be {'a list' if kind is list else 'an object'}.")
+        if problem := post_call_problem(data, prefix="data."):
+            raise MalformedDelivery(problem, event_type=event_type, conversation_id=envelope.conversation_id)
     elif event_type == AUDIO:
         # Popped, so that once it is decoded nothing refers to the base64 string any more.
         encoded = data.pop("full_audio", None)
@@ -187,12 +208,58 @@ def parse_delivery(body: IO[bytes], *, body_bytes: int) -> Envelope:
     return envelope
 
 
+def _check_shape(body: IO[bytes], *, body_bytes: int) -> JsonShapeScanner:
+    """Refuse a body nested too deep or holding too many values before ijson builds any of it.
+
+    ijson's cost grows with depth times size (it builds each event's path), so a deep
+    body would hold the GIL for minutes; the scan reads the spool once more in C-speed
+    slices and rewinds it. A 50 MB audio body is one long string: a memchr per read.
+    """
+    scanner = JsonShapeScanner(max_depth=settings.JSON_MAX_DEPTH, max_items=settings.ELEVENLABS_WEBHOOK_MAX_JSON_ITEMS)
+    start = body.tell()
+    read_size = _read_size(body_bytes)
+    try:
+        while chunk := body.read(read_size):
+            scanner.feed(chunk)
+    except JsonRejected as exc:
+        raise MalformedDelivery(exc.message)
+    body.seek(start)
+    return scanner
+
+
+def _record_malformed(exc: MalformedDelivery, signed: SignedBody) -> WebhookDelivery:
+    """Note a signed delivery we refused, with why; its content is not kept."""
+    return WebhookDelivery.objects.create(
+        event_type=exc.event_type[:64],
+        conversation_id=exc.conversation_id,
+        signature_timestamp=signed.timestamp,
+        body_sha256=signed.sha256,
+        body_bytes=signed.size,
+        payload={},
+        outcome=WebhookOutcome.MALFORMED,
+        error=str(exc)[:1000],
+        processed_at=timezone.now(),
+    )
+
+
 def webhook_ingest(*, body: IO[bytes], signed: SignedBody) -> WebhookDelivery:
     """Apply one verified delivery read from ``body``; return its ledger row.
 
-    Raises :class:`MalformedDelivery` (nothing stored) or :class:`DeliveryProcessingFailed`.
+    Raises :class:`MalformedDelivery` (noted in the ledger as malformed), :class:`NotASimulatedConversation`
+    (nothing stored) or :class:`DeliveryProcessingFailed`.
     """
-    envelope = parse_delivery(body, body_bytes=signed.size)
+    try:
+        envelope = parse_delivery(body, body_bytes=signed.size)
+    except MalformedDelivery as exc:
+        _record_malformed(exc, signed)
+        raise
+    if signed.by_simulator and not (
+        envelope.conversation_id
+        and VoiceSession.objects.filter(conversation_id=envelope.conversation_id, simulation=True).exists()
+    ):
+        if envelope.audio is not None:
+            envelope.audio.close()
+        raise NotASimulatedConversation(envelope.conversation_id)
     try:
         delivery = _record(envelope, signed)
     finally:
@@ -321,12 +388,21 @@ def _apply(
                 )
             except InvalidTransition as exc:
                 # The session already ended normally; keep the report on its timeline, change nothing else.
-                session_record_event(session=session, kind=CALL_INITIATION_FAILURE, payload={"failure_reason": reason})
+                session_record_event(
+                    session=session, kind=EventKind.CALL_INITIATION_FAILURE, payload={"failure_reason": reason}
+                )
                 delivery.error = f"not marked failed: session is already {exc.current_status}"
     delivery.session = session
     delivery.outcome = WebhookOutcome.PROCESSED
     delivery.processed_at = timezone.now()
     delivery.save(update_fields=["session", "outcome", "processed_at", "payload", "error"])
+
+
+def unmatched_delivery_before(conversation_id: str, moment) -> bool:
+    """Whether a delivery for ``conversation_id`` has waited unclaimed since before ``moment``."""
+    return WebhookDelivery.objects.filter(
+        conversation_id=conversation_id, outcome=WebhookOutcome.UNMATCHED, received_at__lt=moment
+    ).exists()
 
 
 def webhook_attach_pending(*, session: VoiceSession) -> int:

@@ -11,6 +11,7 @@ class WebhookOutcome(models.TextChoices):
     DUPLICATE = "duplicate", "Duplicate"
     IGNORED = "ignored", "Ignored"
     UNMATCHED = "unmatched", "Unmatched (kept until a session claims the conversation)"
+    MALFORMED = "malformed", "Malformed (signed, but refused: see error)"
 
 
 class WebhookDelivery(models.Model):

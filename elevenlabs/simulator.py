@@ -20,15 +20,18 @@ so that a browser plays audio for as long as the words would take to say.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import logging
 import math
 import re
 import sys
+import threading
 import time
 import uuid
 from array import array
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -40,6 +43,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from elevenlabs.models import SimulatedConversation
+from elevenlabs.webhooks import SIGNATURE_HEADER, sign, simulator_signing_secret
 
 logger = logging.getLogger("elevenlabs.simulator")
 
@@ -348,6 +352,82 @@ def pcm_chunks(pcm: bytes, size: int = AUDIO_CHUNK_BYTES) -> list[bytes]:
     return [pcm[start : start + size] for start in range(0, len(pcm), size)]
 
 
+@dataclass(frozen=True)
+class SpokenAudio:
+    """A line as the agent says it: base64 audio events' payloads and how long they play."""
+
+    chunks: tuple[str, ...]
+    seconds: float
+
+    @property
+    def size(self) -> int:
+        return sum(len(chunk) for chunk in self.chunks)
+
+
+class SpokenAudioCache:
+    """The most recently spoken lines' encoded audio, bounded by the characters it holds.
+
+    An agent's audio is a pure function of (text, pitch), and the agents mostly say
+    their fixed lines, so fifty callers greeted at once share one encoding. Bounded
+    by size, not count: a client's first_message override can be 2,000 characters
+    (about 6 MB of base64), and lines larger than a quarter of the budget are not kept.
+    """
+
+    def __init__(self, max_chars: int):
+        self.max_chars = max_chars
+        self._lines: OrderedDict[tuple[str, float], SpokenAudio] = OrderedDict()
+        self._chars = 0
+        self._lock = threading.Lock()  # speech may be encoded in worker threads
+
+    def cached(self, text: str, pitch_hz: float) -> SpokenAudio | None:
+        key = (text, pitch_hz)
+        with self._lock:
+            if (audio := self._lines.get(key)) is not None:
+                self._lines.move_to_end(key)
+            return audio
+
+    def get(self, text: str, pitch_hz: float) -> SpokenAudio:
+        if (audio := self.cached(text, pitch_hz)) is not None:
+            return audio
+        key = (text, pitch_hz)
+        audio = _encode_speech(text, pitch_hz)
+        if audio.size <= self.max_chars // 4:
+            with self._lock:
+                if key not in self._lines:
+                    self._lines[key] = audio
+                    self._chars += audio.size
+                while self._chars > self.max_chars:
+                    _key, dropped = self._lines.popitem(last=False)
+                    self._chars -= dropped.size
+        return audio
+
+    def clear(self) -> None:
+        with self._lock:
+            self._lines.clear()
+            self._chars = 0
+
+
+def _encode_speech(text: str, pitch_hz: float) -> SpokenAudio:
+    pcm = synthesize_speech(text, pitch_hz=pitch_hz)
+    chunks = tuple(base64.b64encode(chunk).decode("ascii") for chunk in pcm_chunks(pcm))
+    return SpokenAudio(chunks=chunks, seconds=len(pcm) / BYTES_PER_SECOND)
+
+
+# Every line of both scripted agents takes about 6 MB; twice that leaves room for overrides and filled-in variables.
+SPOKEN_AUDIO_CACHE_CHARS = 16 * 1024 * 1024
+_spoken_audio = SpokenAudioCache(SPOKEN_AUDIO_CACHE_CHARS)
+
+
+def spoken_audio(text: str, *, pitch_hz: float) -> SpokenAudio:
+    """The audio events' payloads for the agent saying ``text``: encoded once, then served from the cache."""
+    return _spoken_audio.get(text, pitch_hz)
+
+
+def spoken_audio_if_cached(text: str, *, pitch_hz: float) -> SpokenAudio | None:
+    """The cached audio for ``text``, or None: lets the caller encode a new line off the event loop."""
+    return _spoken_audio.cached(text, pitch_hz)
+
+
 def pcm_rms(pcm: bytes) -> float:
     """Root-mean-square level of PCM16 little-endian samples (0 to 32768)."""
     samples = array("h")
@@ -356,7 +436,8 @@ def pcm_rms(pcm: bytes) -> float:
         return 0.0
     if sys.byteorder == "big":
         samples.byteswap()
-    return math.sqrt(sum(sample * sample for sample in samples) / len(samples))
+    # sumprod runs in C: the microphone sends 31 chunks a second per conversation, and this runs on the event loop.
+    return math.sqrt(math.sumprod(samples, samples) / len(samples))
 
 
 class SpeechDetector:
@@ -533,21 +614,15 @@ def simulator_send_post_call_webhook(*, conversation_id: str) -> bool:
     Failures are logged, never raised: like ElevenLabs, the sender gives up and the
     reconciler can still fetch the conversation. Only a 200 counts as delivered.
     """
-    from elevenlabs.webhooks import SIGNATURE_HEADER, sign, signing_secret
-
     conversation = SimulatedConversation.objects.get(pk=conversation_id)
     if not conversation.http_base:
         logger.warning("simulated conversation %s has no webhook address; nothing sent", conversation_id)
-        return False
-    secret = signing_secret()
-    if not secret:
-        logger.warning("no webhook signing secret; post-call webhook for %s not sent", conversation_id)
         return False
     body = json.dumps(post_call_envelope(conversation_id), separators=(",", ":")).encode()
     url = f"{conversation.http_base}{WEBHOOK_PATH}"
     headers = {
         "Content-Type": "application/json",
-        SIGNATURE_HEADER: sign(body, secret=secret),
+        SIGNATURE_HEADER: sign(body, secret=simulator_signing_secret()),
         "User-Agent": "voiceagent-simulated-agent",
     }
     try:

@@ -6,7 +6,10 @@ computed chunk by chunk while the body is copied to a spool file: the raw body i
 never held in memory whole. The header is checked (shape and freshness) before a
 single byte of the body is read, so a stale or malformed request costs nothing.
 
-The simulated agent signs its own webhooks with :func:`sign` and :func:`signing_secret`.
+The simulated agent signs its webhooks with a key of its own (:func:`simulator_signing_secret`,
+derived from SECRET_KEY), never with ElevenLabs' secret: a simulated call, which anyone logged in
+can start and script, must not yield a body signed with the secret real deliveries are trusted by.
+Deliveries it signed are accepted only for simulated sessions' conversations (see ingest).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Protocol
 
@@ -32,7 +35,11 @@ MAX_HEADER_LENGTH = 1024
 READ_CHUNK_BYTES = 64 * 1024
 
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-_DERIVATION_LABEL = b"voiceagent.elevenlabs.simulated-webhook-secret.v1"
+_DERIVATION_LABEL = b"voiceagent.elevenlabs.simulated-webhook-secret.v2"
+
+# Who signed a delivery: the holder of ELEVENLABS_WEBHOOK_SECRET, or our own simulated agent.
+ELEVENLABS = "elevenlabs"
+SIMULATOR = "simulator"
 
 
 class SignatureError(Exception):
@@ -62,21 +69,30 @@ class SignedBody:
     timestamp: int
     size: int
     sha256: str
+    signed_by: str = ELEVENLABS
+
+    @property
+    def by_simulator(self) -> bool:
+        return self.signed_by == SIMULATOR
 
 
 def signing_secret() -> str:
-    """The secret webhooks must be signed with; "" when none is configured (then nothing is accepted).
+    """ElevenLabs' webhook secret (ELEVENLABS_WEBHOOK_SECRET); "" when none is configured."""
+    return (getattr(settings, "ELEVENLABS_WEBHOOK_SECRET", "") or "").strip()
 
-    In simulation mode without a configured secret, the simulated agent still has to
-    sign its webhooks to our own endpoint: both sides derive the same secret from
-    SECRET_KEY. It is an HMAC of a fixed label, so it reveals nothing of SECRET_KEY.
-    """
-    configured = (getattr(settings, "ELEVENLABS_WEBHOOK_SECRET", "") or "").strip()
-    if configured:
-        return configured
-    if getattr(settings, "SIMULATION_MODE", False) and settings.SECRET_KEY:
-        return hmac.new(settings.SECRET_KEY.encode(), _DERIVATION_LABEL, hashlib.sha256).hexdigest()
-    return ""
+
+def simulator_signing_secret() -> str:
+    """The simulated agent's own signing key: an HMAC of a fixed label under SECRET_KEY, so it reveals
+    nothing of SECRET_KEY, and both the simulator and the endpoint derive the same key."""
+    return hmac.new(settings.SECRET_KEY.encode(), _DERIVATION_LABEL, hashlib.sha256).hexdigest()
+
+
+def webhook_signers() -> dict[str, str]:
+    """Every key a delivery may be signed with, by signer: ElevenLabs' when configured, and the simulator's."""
+    signers = {SIMULATOR: simulator_signing_secret()}
+    if secret := signing_secret():
+        signers[ELEVENLABS] = secret
+    return signers
 
 
 def _mac(secret: str, timestamp: str) -> hmac.HMAC:
@@ -122,6 +138,22 @@ def parse_signature_header(header: str | None) -> tuple[str, list[str]]:
     return timestamp, signatures
 
 
+def check_signature_header(header: str | None, *, now: float | None = None) -> tuple[str, list[str]]:
+    """The header's timestamp (as sent) and v0 signatures, if it is well formed and fresh.
+
+    Needs no body, so a missing, malformed or stale header can be refused before the body
+    is read (the ASGI entry point does so). Raises :class:`SignatureError` otherwise.
+    """
+    raw_timestamp, signatures = parse_signature_header(header)
+    timestamp = int(raw_timestamp)
+    current = time.time() if now is None else now
+    if current - timestamp > MAX_AGE_SECONDS:
+        raise SignatureError("signature timestamp too old")
+    if timestamp - current > MAX_FUTURE_SECONDS:
+        raise SignatureError("signature timestamp in the future")
+    return raw_timestamp, signatures
+
+
 def verify_signature(
     *,
     header: str | None,
@@ -136,29 +168,45 @@ def verify_signature(
     several ``v0`` values may match (ElevenLabs may send more than one while a secret
     is rotated). Raises :class:`SignatureError` with a short reason otherwise.
     """
-    if (body is None) == (chunks is None):
-        raise TypeError("pass exactly one of body or chunks")
     if not secret:
         raise SignatureError("no signing secret configured")
-    raw_timestamp, signatures = parse_signature_header(header)
-    timestamp = int(raw_timestamp)
-    current = time.time() if now is None else now
-    if current - timestamp > MAX_AGE_SECONDS:
-        raise SignatureError("signature timestamp too old")
-    if timestamp - current > MAX_FUTURE_SECONDS:
-        raise SignatureError("signature timestamp in the future")
-    # The MAC covers the timestamp exactly as sent ("0123" and "123" sign differently).
-    mac = _mac(secret, raw_timestamp)
-    for chunk in [body] if body is not None else chunks:
-        mac.update(chunk)
-    expected = mac.hexdigest()
-    # Compare against every candidate, without stopping early, in constant time each.
-    matched = False
-    for candidate in signatures:
-        matched |= hmac.compare_digest(expected, candidate)
-    if not matched:
-        raise SignatureError("signature mismatch")
+    timestamp, _ = verify_signed_by(header=header, signers={ELEVENLABS: secret}, body=body, chunks=chunks, now=now)
     return timestamp
+
+
+def verify_signed_by(
+    *,
+    header: str | None,
+    signers: Mapping[str, str],
+    body: bytes | None = None,
+    chunks: Iterable[bytes] | None = None,
+    now: float | None = None,
+) -> tuple[int, str]:
+    """Like :func:`verify_signature` with several keys: return the timestamp and which signer's key matched."""
+    if (body is None) == (chunks is None):
+        raise TypeError("pass exactly one of body or chunks")
+    signers = {name: secret for name, secret in signers.items() if secret}
+    if not signers:
+        raise SignatureError("no signing secret configured")
+    raw_timestamp, signatures = check_signature_header(header, now=now)
+    timestamp = int(raw_timestamp)
+    # The MAC covers the timestamp exactly as sent ("0123" and "123" sign differently).
+    macs = {name: _mac(secret, raw_timestamp) for name, secret in signers.items()}
+    for chunk in [body] if body is not None else chunks:
+        for mac in macs.values():
+            mac.update(chunk)
+    # Compare every key against every candidate, without stopping early, in constant time each.
+    matched_by = ""
+    for name, mac in macs.items():
+        expected = mac.hexdigest()
+        matched = False
+        for candidate in signatures:
+            matched |= hmac.compare_digest(expected, candidate)
+        if matched and not matched_by:
+            matched_by = name
+    if not matched_by:
+        raise SignatureError("signature mismatch")
+    return timestamp, matched_by
 
 
 def _copy_in_chunks(stream: Readable, spool: IO[bytes], digest, *, max_bytes: int) -> Iterator[bytes]:
@@ -176,24 +224,24 @@ def spool_signed_body(
     *,
     stream: Readable,
     header: str | None,
-    secret: str,
+    signers: Mapping[str, str],
     spool: IO[bytes],
     max_bytes: int,
     now: float | None = None,
 ) -> SignedBody:
-    """Copy the request body from ``stream`` to ``spool`` while verifying its signature.
+    """Copy the request body from ``stream`` to ``spool`` while verifying its signature by one of ``signers``.
 
     On success ``spool`` is rewound to the start of the body. Raises
     :class:`SignatureError` or :class:`BodyTooLarge`; the spool's content is then garbage.
     """
     digest = hashlib.sha256()
     size_before = spool.tell()
-    timestamp = verify_signature(
+    timestamp, signed_by = verify_signed_by(
         header=header,
-        secret=secret,
+        signers=signers,
         chunks=_copy_in_chunks(stream, spool, digest, max_bytes=max_bytes),
         now=now,
     )
     size = spool.tell() - size_before
     spool.seek(size_before)
-    return SignedBody(timestamp=timestamp, size=size, sha256=digest.hexdigest())
+    return SignedBody(timestamp=timestamp, size=size, sha256=digest.hexdigest(), signed_by=signed_by)

@@ -14,7 +14,7 @@ from enum import StrEnum
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from sessions.models import TERMINAL_STATUSES, SessionEvent, Status, VoiceSession
+from sessions.models import TERMINAL_STATUSES, EventKind, SessionEvent, Status, VoiceSession
 from voiceagent.logging import redact
 
 RECENT_LIMIT = 10
@@ -49,7 +49,7 @@ MODES = {"speaking": LiveStatus.SPEAKING, "listening": LiveStatus.LISTENING}
 def latest_client_mode(*, session: VoiceSession) -> str | None:
     """The last speaking/listening mode the browser reported, if any."""
     event = (
-        SessionEvent.objects.filter(session=session, kind="client.mode")
+        SessionEvent.objects.filter(session=session, kind=EventKind.CLIENT_MODE)
         .order_by("-created_at", "-id")
         .only("payload")
         .first()
@@ -93,7 +93,7 @@ def session_timeline(*, session: VoiceSession) -> QuerySet[SessionEvent]:
 
 def session_live_transcript(*, session: VoiceSession) -> list[dict[str, str]]:
     """The messages the browser reported during the call, oldest first."""
-    rows = SessionEvent.objects.filter(session=session, kind="client.message").order_by("created_at", "id")
+    rows = SessionEvent.objects.filter(session=session, kind=EventKind.CLIENT_MESSAGE).order_by("created_at", "id")
     transcript = []
     for event in rows.only("payload", "created_at"):
         payload = event.payload or {}
@@ -105,7 +105,9 @@ def session_live_transcript(*, session: VoiceSession) -> list[dict[str, str]]:
 
 def latest_client_error(*, session: VoiceSession) -> str:
     """The last error message the browser's client reported (onError keeps the session open)."""
-    event = SessionEvent.objects.filter(session=session, kind="client.error").order_by("-created_at", "-id").first()
+    event = (
+        SessionEvent.objects.filter(session=session, kind=EventKind.CLIENT_ERROR).order_by("-created_at", "-id").first()
+    )
     message = (event.payload or {}).get("message") if event else ""
     return message if isinstance(message, str) else ""
 

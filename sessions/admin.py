@@ -6,6 +6,7 @@ import json
 import uuid
 
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
@@ -84,7 +85,7 @@ class VoiceSessionAdmin(admin.ModelAdmin):
                     "transcript_readable",
                     "analysis_readable",
                     "call_metadata_readable",
-                    "audio",
+                    "recording",
                     "dynamic_variables",
                 ]
             },
@@ -118,6 +119,19 @@ class VoiceSessionAdmin(admin.ModelAdmin):
     @admin.display(description="call metadata")
     def call_metadata_readable(self, session: VoiceSession) -> str:
         return pretty_json(session.call_metadata)
+
+    @admin.display(description="recording")
+    def recording(self, session: VoiceSession) -> str:
+        # Through the API's audio endpoint: media files are not served publicly, and it lets the player seek.
+        if not session.audio:
+            return "-"
+        url = reverse("session-audio", args=[session.pk])
+        return format_html(
+            '<audio controls preload="none" src="{}"></audio><br><a href="{}">{}</a>',
+            url,
+            url,
+            session.recording_filename,
+        )
 
     @admin.action(description="End the selected sessions")
     def end_selected(self, request, queryset) -> None:

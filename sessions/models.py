@@ -44,6 +44,25 @@ class EndReason(models.TextChoices):
     UPSTREAM = "upstream", "Ended at ElevenLabs (found by the reconciler)"
 
 
+class EventKind(models.TextChoices):
+    """What a timeline row records: a transition, a fact learnt about the call, or a client event."""
+
+    CREATED = "created", "Created"
+    CONNECTING = "connecting", "Credential minted"
+    CONVERSATION_BOUND = "conversation_bound", "Conversation bound"
+    ACTIVE = "active", "Client connected"
+    ENDED = "ended", "Ended"
+    FAILED = "failed", "Failed"
+    POST_CALL = "post_call", "Post-call data stored"
+    POST_CALL_AUDIO = "post_call_audio", "Recording stored"
+    CALL_INITIATION_FAILURE = "call_initiation_failure", "Call initiation failure reported"
+    CLIENT_STATUS = "client.status", "Client status"
+    CLIENT_MODE = "client.mode", "Client mode"
+    CLIENT_MESSAGE = "client.message", "Client message"
+    CLIENT_ERROR = "client.error", "Client error"
+    CLIENT_DISCONNECT = "client.disconnect", "Client disconnected"
+
+
 class ConnectionType(models.TextChoices):
     WEBRTC = "webrtc", "WebRTC"
     WEBSOCKET = "websocket", "WebSocket"
@@ -113,6 +132,11 @@ class VoiceSession(models.Model):
     @property
     def has_post_call_data(self) -> bool:
         return self.post_call_received_at is not None
+
+    @property
+    def recording_filename(self) -> str:
+        """What a download of the recording is called: the conversation it recorded, else the session."""
+        return f"{self.conversation_id or self.pk}.mp3"
 
 
 class SessionEvent(models.Model):

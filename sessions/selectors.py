@@ -36,13 +36,16 @@ class SessionFilter(django_filters.FilterSet):
 
 
 def sessions_missing_post_call(*, ended_before, quiet_before):
-    """Sessions with a conversation but no post-call data: ended a while ago, or active and quiet."""
+    """Sessions with a conversation but no post-call data: ended a while ago, or open and quiet."""
     from django.db.models import Q
 
     return (
         VoiceSession.objects.filter(post_call_received_at__isnull=True, conversation_id__isnull=False)
         .filter(
-            Q(status=Status.ENDED, ended_at__lt=ended_before) | Q(status=Status.ACTIVE, started_at__lt=quiet_before)
+            Q(status=Status.ENDED, ended_at__lt=ended_before)
+            | Q(status=Status.ACTIVE, started_at__lt=quiet_before)
+            # Bound at start, but no client ever reported the connection (an API client, a phone call).
+            | Q(status=Status.CONNECTING, updated_at__lt=quiet_before)
         )
         .order_by("created_at")
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from elevenlabs.client import CONVERSATION_ID
@@ -28,6 +30,11 @@ class SessionCreateInput(serializers.Serializer):
     def validate_locale(self, value: str) -> str:
         return normalize_locale(value)
 
+    def validate(self, attrs: dict) -> dict:
+        if attrs["direction"] == Direction.OUTBOUND and not attrs["phone_number"]:
+            raise serializers.ValidationError({"phone_number": "Required for an outbound call."})
+        return attrs
+
 
 class SessionEndInput(serializers.Serializer):
     reason = choice_field(
@@ -48,6 +55,7 @@ class SessionEventOutput(serializers.ModelSerializer):
 class SessionOutput(serializers.ModelSerializer):
     session_id = serializers.UUIDField(source="id")
     created_by = serializers.CharField(source="created_by.username", default=None)
+    audio_url = serializers.SerializerMethodField()
 
     class Meta:
         model = VoiceSession
@@ -73,7 +81,19 @@ class SessionOutput(serializers.ModelSerializer):
             "failure_message",
             "upstream_status",
             "updated_at",
+            "audio_url",
         ]
+
+    @extend_schema_field(
+        serializers.CharField(
+            allow_null=True,
+            help_text="Path of the recording on this server (GET it with the same login), or null before there is one.",
+        )
+    )
+    def get_audio_url(self, session: VoiceSession) -> str | None:
+        # A path rather than an absolute URL: most outputs are built without the request, and behind a
+        # proxy the request's host is not necessarily the one the client used.
+        return reverse("session-audio", args=[session.pk]) if session.audio else None
 
 
 class SessionDetailOutput(SessionOutput):

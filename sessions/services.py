@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +19,7 @@ from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from sessions.models import ConnectionType, Direction, EndReason, SessionEvent, Status, VoiceSession
+from sessions.models import ConnectionType, Direction, EndReason, EventKind, SessionEvent, Status, VoiceSession
 from voiceagent.logging import session_context
 
 logger = logging.getLogger("voiceagent.sessions")
@@ -54,6 +55,32 @@ class ConversationAlreadyClaimed(SessionError):
     def __init__(self, conversation_id: str):
         self.conversation_id = conversation_id
         super().__init__(f"Conversation {conversation_id} already belongs to another session.")
+
+
+class ConversationMismatch(SessionError):
+    """The client reports a conversation other than the one bound to the session when it started."""
+
+    code = "conversation_mismatch"
+
+    def __init__(self, session: VoiceSession, conversation_id: str):
+        self.conversation_id = conversation_id
+        self.bound_conversation_id = session.conversation_id
+        super().__init__(
+            f"Session {session.id} is bound to another conversation; {conversation_id} is not its conversation."
+        )
+
+
+class PublicBaseUrlMissing(SessionError):
+    """A simulated session needs to know where clients reach us, and no PUBLIC_BASE_URL is set."""
+
+    code = "public_base_url_missing"
+    variable = "PUBLIC_BASE_URL"
+
+    def __init__(self):
+        super().__init__(
+            "The simulated agent needs PUBLIC_BASE_URL (where clients reach this service, "
+            "e.g. https://voice.example.com); it is not set."
+        )
 
 
 class StartFailed(SessionError):
@@ -105,7 +132,7 @@ def _end(locked: VoiceSession, reason: str, payload: dict[str, Any] | None = Non
     return _move(
         locked,
         Status.ENDED,
-        kind="ended",
+        kind=EventKind.ENDED,
         payload={"reason": reason, **(payload or {})},
         end_reason=reason,
         ended_at=timezone.now(),
@@ -149,7 +176,7 @@ def session_create(
         )
         SessionEvent.objects.create(
             session=session,
-            kind="created",
+            kind=EventKind.CREATED,
             to_status=Status.CREATED,
             payload={"agent_type": agent_type, "direction": direction, "simulation": simulation},
         )
@@ -158,41 +185,71 @@ def session_create(
 
 
 def session_mark_connecting(
-    *, session: VoiceSession, agent_id: str, connection_type: str, simulation: bool, payload: dict | None = None
+    *,
+    session: VoiceSession,
+    agent_id: str,
+    connection_type: str,
+    simulation: bool,
+    conversation_id: str | None = None,
+    payload: dict | None = None,
 ) -> VoiceSession:
-    """A credential was minted for ``agent_id``: the client may now connect."""
-    with transaction.atomic():
-        locked = _lock(session)
-        return _move(
-            locked,
-            Status.CONNECTING,
-            kind="connecting",
-            payload={"agent_id": agent_id, "connection_type": connection_type, **(payload or {})},
-            agent_id=agent_id,
-            connection_type=connection_type,
-            simulation=simulation,
-        )
+    """A credential was minted for ``agent_id``: the client may now connect.
 
-
-def session_activate(*, session: VoiceSession, conversation_id: str) -> VoiceSession:
-    """The client reported the connection with ElevenLabs' ``conversation_id``."""
+    ``conversation_id`` is the conversation the credential opens, when the minting
+    told us (the simulator always does, ElevenLabs in the token response or beside
+    the signed URL): the session is bound to it from here on, so post-call webhooks
+    find the session whatever client holds the credential.
+    """
     try:
         with transaction.atomic():
             locked = _lock(session)
-            if locked.status == Status.ACTIVE and locked.conversation_id == conversation_id:
-                return locked
+            fields = {"agent_id": agent_id, "connection_type": connection_type, "simulation": simulation}
+            if conversation_id:
+                fields["conversation_id"] = conversation_id
+            connecting = _move(
+                locked,
+                Status.CONNECTING,
+                kind=EventKind.CONNECTING,
+                payload={"agent_id": agent_id, "connection_type": connection_type, **(payload or {})},
+                **fields,
+            )
+            if conversation_id:
+                session_record_event(
+                    session=connecting,
+                    kind=EventKind.CONVERSATION_BOUND,
+                    payload={"conversation_id": conversation_id, "source": "credential"},
+                )
+            return connecting
+    except IntegrityError:  # another session holds the id ElevenLabs (or the simulator) just gave us
+        raise ConversationAlreadyClaimed(conversation_id) from None
+
+
+def session_activate(*, session: VoiceSession, conversation_id: str) -> VoiceSession:
+    """The client reported the connection with ElevenLabs' ``conversation_id``.
+
+    A session bound at start accepts only its own conversation (another id is a
+    :class:`ConversationMismatch`, nothing changed). An unbound one (ElevenLabs gave
+    no id) takes the reported id unless another session holds it; whether an older
+    unmatched delivery forbids it is the caller's check (:func:`session_client_event`).
+    """
+    try:
+        with transaction.atomic():
+            locked = _lock(session)
             if locked.conversation_id and locked.conversation_id != conversation_id:
-                raise ConversationAlreadyClaimed(locked.conversation_id)
-            claimed = VoiceSession.objects.filter(conversation_id=conversation_id).exclude(pk=locked.pk).exists()
-            if claimed:
-                raise ConversationAlreadyClaimed(conversation_id)
+                raise ConversationMismatch(locked, conversation_id)
+            if locked.status == Status.ACTIVE:
+                return locked
+            if not locked.conversation_id:
+                claimed = VoiceSession.objects.filter(conversation_id=conversation_id).exclude(pk=locked.pk).exists()
+                if claimed:
+                    raise ConversationAlreadyClaimed(conversation_id)
             return _move(
                 locked,
                 Status.ACTIVE,
-                kind="active",
+                kind=EventKind.ACTIVE,
                 payload={"conversation_id": conversation_id},
                 conversation_id=conversation_id,
-                started_at=timezone.now(),
+                started_at=locked.started_at or timezone.now(),
             )
     except IntegrityError:  # another session claimed it between our check and our write
         raise ConversationAlreadyClaimed(conversation_id) from None
@@ -223,7 +280,7 @@ def session_fail(
         return _move(
             locked,
             Status.FAILED,
-            kind="failed",
+            kind=EventKind.FAILED,
             payload={"code": code, "message": message, "upstream_status": upstream_status, **(payload or {})},
             failure_code=code[:64],
             failure_message=message,
@@ -240,6 +297,14 @@ def session_record_event(*, session: VoiceSession, kind: str, payload: dict | No
     return event
 
 
+# VoiceSession.call_duration_secs is a PositiveIntegerField: 32-bit signed on every database.
+MAX_CALL_DURATION_SECS = 2**31 - 1
+
+
+def _of_type(value: Any, kind: type, default: Any) -> Any:
+    return value if isinstance(value, kind) else default
+
+
 def session_store_post_call(
     *,
     session: VoiceSession,
@@ -253,18 +318,28 @@ def session_store_post_call(
     Storing the same conversation again overwrites the post-call fields with the
     newer copy and writes no second transition.
     """
-    metadata = conversation.get("metadata") or {}
-    analysis = conversation.get("analysis") or {}
+    # Callers check the shape first (elevenlabs.postcall); whatever slips through is dropped, never a crash.
+    metadata = _of_type(conversation.get("metadata"), dict, {})
+    analysis = _of_type(conversation.get("analysis"), dict, {})
     with transaction.atomic():
         locked = _lock(session)
-        locked.transcript = conversation.get("transcript") or []
+        locked.transcript = _of_type(conversation.get("transcript"), list, [])
         locked.analysis = analysis
         locked.call_metadata = metadata
-        locked.call_successful = (analysis.get("call_successful") or "")[:16]
-        locked.transcript_summary = analysis.get("transcript_summary") or ""
+        locked.call_successful = _of_type(analysis.get("call_successful"), str, "")[:16]
+        locked.transcript_summary = _of_type(analysis.get("transcript_summary"), str, "")
         duration = metadata.get("call_duration_secs")
-        locked.call_duration_secs = int(duration) if isinstance(duration, (int, float)) and duration >= 0 else None
-        locked.termination_reason = (metadata.get("termination_reason") or "")[:255]
+        locked.call_duration_secs = (
+            int(duration)
+            if isinstance(duration, (int, float))
+            and not isinstance(duration, bool)
+            and 0 <= duration <= MAX_CALL_DURATION_SECS
+            else None
+        )
+        locked.termination_reason = _of_type(metadata.get("termination_reason"), str, "")[:255]
+        if locked.started_at is None:
+            # No client reported the connection (an API client, a phone call): the call's own start time.
+            locked.started_at = _from_unix(metadata.get("start_time_unix_secs"))
         first_time = locked.post_call_received_at is None
         locked.post_call_received_at = timezone.now()
         locked.save(
@@ -276,6 +351,7 @@ def session_store_post_call(
                 "transcript_summary",
                 "call_duration_secs",
                 "termination_reason",
+                "started_at",
                 "post_call_received_at",
                 "updated_at",
             ]
@@ -283,12 +359,25 @@ def session_store_post_call(
         if first_time:
             session_record_event(
                 session=locked,
-                kind="post_call",
+                kind=EventKind.POST_CALL,
                 payload={"source": source, "call_successful": locked.call_successful, "turns": len(locked.transcript)},
             )
         if not locked.is_terminal:
             locked = _end(locked, end_reason, {"source": source})
     return locked
+
+
+# Plausible call start times: anything outside is a broken or hostile value, not a date to store.
+_EARLIEST_CALL = datetime(2020, 1, 1, tzinfo=UTC)
+_LATEST_CALL = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _from_unix(value: Any) -> datetime | None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    if not _EARLIEST_CALL.timestamp() <= value < _LATEST_CALL.timestamp():
+        return None
+    return datetime.fromtimestamp(value, tz=UTC)
 
 
 def session_store_audio(*, session: VoiceSession, content, filename: str, size: int | None = None) -> VoiceSession:
@@ -300,7 +389,9 @@ def session_store_audio(*, session: VoiceSession, content, filename: str, size: 
         locked = _lock(session)
         locked.audio.save(filename, content, save=False)
         locked.save(update_fields=["audio", "updated_at"])
-        session_record_event(session=locked, kind="post_call_audio", payload={"bytes": size, "file": locked.audio.name})
+        session_record_event(
+            session=locked, kind=EventKind.POST_CALL_AUDIO, payload={"bytes": size, "file": locked.audio.name}
+        )
     return locked
 
 
@@ -334,6 +425,8 @@ def session_start(
 
     simulation = simulation or settings.SIMULATION_MODE
     agent_id = agent_id_for(agent_type, simulation=simulation)
+    if simulation and not http_base:
+        raise PublicBaseUrlMissing()
     outbound_call = direction == Direction.OUTBOUND and bool(phone_number)
     if outbound_call:
         _check_outbound_possible(simulation=simulation)
@@ -380,6 +473,8 @@ def session_connect(
 
     if session.status != Status.CREATED:
         raise InvalidTransition(session, Status.CONNECTING)
+    if session.simulation and not http_base:
+        raise PublicBaseUrlMissing()
     agent_id = agent_id or agent_id_for(session.agent_type, simulation=session.simulation)
     connection_type = resolve_connection_type(text_only=text_only)
     with session_context(session.pk):
@@ -399,6 +494,7 @@ def session_connect(
         agent_id=agent_id,
         connection_type=credential.connection_type,
         simulation=credential.simulation,
+        conversation_id=credential.conversation_id,
         payload={"expires_at": credential.expires_at.isoformat(), "text_only": text_only},
     )
     return connecting, credential
@@ -423,18 +519,19 @@ def session_dial(*, session: VoiceSession, agent_id: str) -> VoiceSession:
         except Exception as exc:
             raise StartFailed(_fail_from_upstream(session, exc), exc) from exc
     call_id = result.get("callSid") or result.get("sip_call_id") or ""
+    conversation_id = result.get("conversation_id") or None
     session = session_mark_connecting(
         session=session,
         agent_id=agent_id,
         connection_type=ConnectionType.PHONE,
         simulation=False,
+        conversation_id=conversation_id,
         payload={
             "provider": settings.ELEVENLABS_OUTBOUND_PROVIDER,
             "call_id": call_id,
             "message": result.get("message", ""),
         },
     )
-    conversation_id = result.get("conversation_id")
     if conversation_id:
         # ElevenLabs accepted and is dialling: the conversation exists from here on.
         session = session_activate(session=session, conversation_id=conversation_id)
@@ -494,13 +591,18 @@ DISCONNECT_END_REASONS = {"user": EndReason.USER, "agent": EndReason.AGENT}
 def session_client_event(*, session: VoiceSession, event_type: str, data: dict[str, Any]) -> VoiceSession:
     """Apply an event reported by the browser client: `connected` activates, `disconnect` ends or fails."""
     if event_type == "connected":
-        session = session_activate(session=session, conversation_id=data["conversation_id"])
-        from elevenlabs.ingest import webhook_attach_pending
+        from elevenlabs.ingest import unmatched_delivery_before, webhook_attach_pending
 
+        conversation_id = data["conversation_id"]
+        if not session.conversation_id and unmatched_delivery_before(conversation_id, session.created_at):
+            # Post-call data for this conversation arrived before the session existed: the session cannot have
+            # opened it, so a client reporting it is trying to read someone else's call.
+            raise ConversationAlreadyClaimed(conversation_id)
+        session = session_activate(session=session, conversation_id=conversation_id)
         webhook_attach_pending(session=session)
         session.refresh_from_db()
         return session
-    session_record_event(session=session, kind=f"client.{event_type}", payload=data)
+    session_record_event(session=session, kind=EventKind(f"client.{event_type}"), payload=data)
     if event_type == "disconnect":
         reason = data.get("reason")
         if reason in DISCONNECT_END_REASONS:

@@ -6,11 +6,12 @@ import re
 
 from rest_framework import serializers
 
-CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+# Every pattern is anchored with \A and \Z: "$" also matches before a final newline ("name\n" would pass).
+CUSTOMER_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}\Z")
 # BCP 47 language tag, the subset people use: language, optional script, optional region.
-LOCALE = re.compile(r"^(?P<lang>[A-Za-z]{2,3})(?:-(?P<script>[A-Za-z]{4}))?(?:-(?P<region>[A-Za-z]{2}|\d{3}))?$")
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-DYNAMIC_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+LOCALE = re.compile(r"\A(?P<lang>[A-Za-z]{2,3})(?:-(?P<script>[A-Za-z]{4}))?(?:-(?P<region>[A-Za-z]{2}|\d{3}))?\Z")
+E164 = re.compile(r"\A\+[1-9]\d{6,14}\Z")
+DYNAMIC_VARIABLE_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 MAX_DYNAMIC_VARIABLES = 50
 MAX_DYNAMIC_VALUE_LENGTH = 1000
 
@@ -65,9 +66,16 @@ class StrictBooleanField(serializers.BooleanField):
     """Only JSON true/false (or the strings "true"/"false"): 'maybe' is an error, not False."""
 
     default_error_messages = {"invalid": "Must be true or false."}
-    TRUE_VALUES = {True, "true", "True"}
-    FALSE_VALUES = {False, "false", "False"}
     NULL_VALUES = set()
+    _WORDS = {"true": True, "True": True, "false": False, "False": False}
+
+    def to_internal_value(self, data):
+        # Compared by identity: 1 == True and 0 == False, so DRF's set lookups take 1, 0 and 1.0 as booleans.
+        if data is True or data is False:
+            return data
+        if isinstance(data, str) and data in self._WORDS:
+            return self._WORDS[data]
+        self.fail("invalid")
 
 
 def choice_field(choices, *, name: str, **kwargs) -> serializers.ChoiceField:

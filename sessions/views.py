@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from django.http import HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,7 +28,11 @@ from sessions.serializers import (
     SessionOutput,
     StartSessionInput,
 )
+from voiceagent.public_url import public_base_url, websocket_base
+from voiceagent.ranged_files import stored_file_response
 from voiceagent.throttling import SettingsRateThrottle
+
+logger = logging.getLogger("voiceagent.sessions")
 
 
 class SessionCreateThrottle(SettingsRateThrottle):
@@ -106,14 +116,70 @@ class SessionEventsApi(APIView):
         return Response(SessionOutput(session).data)
 
 
+class ErrorsAsJson(BaseContentNegotiation):
+    """For views whose success is not rendered (a file): errors are JSON whatever Accept asks for.
+
+    DRF would answer ``Accept: audio/mpeg`` with 406, as no renderer makes audio.
+    """
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class SessionAudioApi(APIView):
+    """`GET /voice/sessions/{id}/audio`: the call's recording, streamed, with one byte range so players can seek."""
+
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = ErrorsAsJson
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "Range",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="One range: bytes=a-b, bytes=a- or bytes=-n. Several ranges get the whole file.",
+            )
+        ],
+        responses={
+            (200, "audio/mpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The whole recording."),
+            (206, "audio/mpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The range asked for."),
+            404: OpenApiResponse(description="No such session for this user, or it has no recording."),
+            416: OpenApiResponse(description="The range lies past the end; Content-Range gives the size."),
+        },
+    )
+    def get(self, request: Request, session_id) -> HttpResponseBase:
+        session = session_visible_to(request.user, session_id)
+        if not session.audio:
+            return Response(
+                {"detail": "This session has no recording.", "code": "no_recording"}, status=status.HTTP_404_NOT_FOUND
+            )
+        try:
+            return stored_file_response(
+                request._request,
+                storage=session.audio.storage,
+                name=session.audio.name,
+                content_type="audio/mpeg",
+                filename=session.recording_filename,
+            )
+        except FileNotFoundError:
+            logger.warning("recording of session %s is missing from storage: %s", session.pk, session.audio.name)
+            return Response(
+                {"detail": "The recording's file is missing from storage.", "code": "recording_missing"},
+                status=status.HTTP_404_NOT_FOUND,
+            )
+
+
 # --- The prototype's /api/... contracts (camelCase input) ----------------------------------
 
 
 def _bases(request: Request) -> dict[str, str]:
-    """Where the browser reaches us: the simulated agent's URL and our webhook are built from it."""
-    http_base = request.build_absolute_uri("/").rstrip("/")
-    ws_base = ("wss://" if request.is_secure() else "ws://") + request.get_host()
-    return {"http_base": http_base, "ws_base": ws_base}
+    """Where clients reach us (PUBLIC_BASE_URL): the simulated agent's URL and its webhook's target."""
+    http_base = public_base_url(request)
+    return {"http_base": http_base, "ws_base": websocket_base(http_base) if http_base else ""}
 
 
 class StartSessionApi(APIView):

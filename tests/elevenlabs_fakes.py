@@ -16,6 +16,7 @@ sees the same thing it would in production.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import requests
@@ -100,15 +101,35 @@ def read_timeout() -> requests.ReadTimeout:
 
 
 def add_signed_url(
-    rsps: Any = responses, *, agent_id: str = "agent_support_test", base: str = BASE, status: int = 200
+    rsps: Any = responses,
+    *,
+    agent_id: str = "agent_support_test",
+    base: str = BASE,
+    status: int = 200,
+    conversation_id: str | None = "conv_signed_1",
+    conversation_id_in: str = "body",
 ) -> str:
-    """Register a signed-URL success for ``agent_id``; returns the signed URL it will hand out."""
+    """Register a signed-URL success for ``agent_id``; returns the signed URL it will hand out.
+
+    As ElevenLabs documents it, a request with ``include_conversation_id=true`` learns the
+    conversation the URL opens: beside the URL in the body (``conversation_id_in="body"``) or
+    as a query parameter of the URL (``"url"``). ``conversation_id=None`` gives no id at all.
+    """
     url = signed_url_for(agent_id, base=base)
-    rsps.add(
+    with_id = f"{url}&conversation_id={conversation_id}" if conversation_id and conversation_id_in == "url" else url
+
+    def answer(request):
+        asked = request.params.get("include_conversation_id") == "true"
+        body: dict[str, Any] = {"signed_url": with_id if asked else url}
+        if asked and conversation_id and conversation_id_in == "body":
+            body["conversation_id"] = conversation_id
+        return status, {}, json.dumps(body)
+
+    rsps.add_callback(
         "GET",
         base + SIGNED_URL_PATH,
-        json={"signed_url": url},
-        status=status,
+        callback=answer,
+        content_type="application/json",
         match=[matchers.query_param_matcher({"agent_id": agent_id}, strict_match=False)],
     )
     return url

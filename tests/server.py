@@ -45,9 +45,11 @@ def asgi_server(
     startup_timeout: float = 60.0,
     log_level: str = "warning",
 ) -> Iterator[str]:
-    """Run uvicorn with ``workers`` processes and environment ``env``; yield ``http://127.0.0.1:<port>``."""
+    """Run uvicorn with ``workers`` processes and environment ``env``; yield ``http://127.0.0.1:<port>``.
+
+    Unless ``env`` names one, the server's PUBLIC_BASE_URL is its own address, as an operator would set it.
+    """
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable,
         "-m",
@@ -63,6 +65,29 @@ def asgi_server(
         log_level,
         "--no-access-log",
     ]
+    with _running(command, env=env, port=port, startup_timeout=startup_timeout) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def make_serve_server(*, env: Mapping[str, str], workers: int = 2, startup_timeout: float = 180.0) -> Iterator[str]:
+    """What `make serve` runs (scripts/serve.sh: collectstatic, migrate, uvicorn); yield its base URL.
+
+    Unless ``env`` names one, the server's PUBLIC_BASE_URL is its own address, as an operator would set it.
+
+    The wait includes collectstatic, which compresses every file (several seconds, more on a busy machine).
+    """
+    port = free_port()
+    env = {**env, "PY": sys.executable, "PORT": str(port), "WORKERS": str(workers), "HOST": "127.0.0.1"}
+    command = ["bash", str(REPO_ROOT / "scripts" / "serve.sh")]
+    with _running(command, env=env, port=port, startup_timeout=startup_timeout) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def _running(command: list[str], *, env: Mapping[str, str], port: int, startup_timeout: float) -> Iterator[str]:
+    base_url = f"http://127.0.0.1:{port}"
+    env = {"PUBLIC_BASE_URL": base_url, **env}
     # A file rather than a pipe: nobody reads the output while the server runs, and a full pipe would block it.
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=dict(env), stdout=output, stderr=subprocess.STDOUT)  # noqa: S603
@@ -110,6 +135,7 @@ def env_for_test_database() -> dict[str, str]:
     env = dict(os.environ)
     env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     env["DATABASE_URL"] = url_of_test_database()
+    env.pop("PUBLIC_BASE_URL", None)  # the server's own address, set by asgi_server
     # conftest.py relaxes Django's async safety for Playwright in the pytest process; a server runs as in production.
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     return env

@@ -8,6 +8,8 @@ os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-for-the-suite-only-0123456789abcdefghij")
 os.environ.setdefault("LOG_DIR", tempfile.mkdtemp(prefix="voiceagent-test-logs-"))
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+# Django's test client asks for http://testserver; a server process a test starts gets its own (tests/server.py).
+os.environ.setdefault("PUBLIC_BASE_URL", "http://testserver")
 # Real-mode defaults; tests that need simulation override settings per test.
 os.environ.setdefault("ELEVENLABS_API_KEY", "xi-test-key-0000000000000000")
 os.environ.setdefault("ELEVENLABS_SUPPORT_AGENT_ID", "agent_support_test")

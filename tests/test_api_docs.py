@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import pytest
+from rest_framework.authtoken.models import Token
 
 ASSET = re.compile(r"""\b(?:src|href)\s*=\s*["']([^"']+)["']""", re.I)
 
@@ -76,3 +78,48 @@ def test_other_pages_keep_the_strict_style_policy(alice_client):
     response = alice_client.get("/healthz")
 
     assert "unsafe-inline" not in response["Content-Security-Policy"]
+
+
+# --- A login, like the rest of the API -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_anonymous_caller_gets_401_json_for_the_schema(client):
+    response = client.get("/api/schema/")
+
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+    assert response["WWW-Authenticate"] == "Token"
+    assert response.json() == {"detail": "Authentication credentials were not provided."}
+
+
+@pytest.mark.django_db
+def test_a_bad_token_gets_401_json_for_the_schema_and_the_docs(client):
+    for path in ("/api/schema/", "/api/docs/"):
+        response = client.get(path, HTTP_AUTHORIZATION="Token not-a-token")
+
+        assert response.status_code == 401, path
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == {"detail": "Invalid token."}
+
+
+@pytest.mark.django_db
+def test_a_token_reads_the_schema_and_the_docs(client, alice):
+    token = Token.objects.create(user=alice)
+
+    schema = client.get("/api/schema/", {"format": "json"}, HTTP_AUTHORIZATION=f"Token {token.key}")
+    docs = client.get("/api/docs/", HTTP_AUTHORIZATION=f"Token {token.key}")
+
+    assert schema.status_code == 200
+    assert "/voice/sessions" in schema.json()["paths"]
+    assert docs.status_code == 200
+    assert 'id="swagger-ui"' in docs.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/docs/?script="])
+def test_an_anonymous_browser_is_sent_from_the_docs_to_the_login_page(client, path):
+    response = client.get(path)
+
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=" + quote(path, safe="/")

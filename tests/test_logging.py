@@ -184,3 +184,12 @@ def test_uvicorn_access_lines_pass_the_redaction_filter():
     written = out.getvalue()
     assert "/simulator/v1/convai/conversation?agent_id=a&conversation_signature=[REDACTED]" in written
     assert "deadbeefcafe1234" not in written
+
+
+@pytest.mark.parametrize("mark", ["\u202e", "\u202a", "\u200e", "\u200f", "\u2066", "\u2069", "\u061c"])
+def test_bidirectional_controls_are_escaped_so_a_line_reads_as_written(marker, mark):
+    logging.getLogger("voiceagent.client").warning("%s customer=%sevil.exe", marker, mark)
+
+    (line,) = lines_with(marker)
+    assert mark not in line
+    assert f"customer=\\u{ord(mark):04x}evil.exe" in line

@@ -1,7 +1,7 @@
 """Password guessing: a username + client address pair is locked after LOGIN_FAILURE_LIMIT failures.
 
-django-axes counts the failures of every door that calls authenticate() with a password: the
-admin login and DRF's api-auth login here (and /accounts/login/, which is Django's LoginView too).
+django-axes counts the failures of every door that calls authenticate() with a password: our login
+page (/accounts/login/, for everyone), the admin's (staff) and DRF's api-auth login.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
 
-DOORS = ["/admin/login/", "/api-auth/login/"]
+DOORS = ["/accounts/login/", "/admin/login/", "/api-auth/login/"]
 # Charlie is staff, so both doors let him in (the admin admits staff only).
 GUESSER = "203.0.113.7"
 ELSEWHERE = "198.51.100.20"
@@ -58,6 +58,8 @@ def test_after_ten_wrong_passwords_the_right_one_is_refused_with_429(client, cha
     page = response.content.decode()
     assert "Too many failed logins" in page
     assert "15 minutes" in page
+    # The page has the look of the door: the admin's for the admin, our account pages' for the rest.
+    assert ("admin/css/base.css" in page) == (door == "/admin/login/")
     assert "_auth_user_id" not in client.session
 
 
@@ -72,8 +74,9 @@ def test_nine_wrong_passwords_do_not_lock_and_a_success_starts_the_count_again(c
 
 
 def test_failures_at_every_door_count_together(client, charlie_staff):
-    guess(client, "/admin/login/", times=5)
-    guess(client, "/api-auth/login/", times=5)
+    guess(client, "/accounts/login/", times=4)
+    guess(client, "/admin/login/", times=3)
+    guess(client, "/api-auth/login/", times=3)
 
     assert log_in(client, "/admin/login/", "charlie", PASSWORD).status_code == 429
 
@@ -101,7 +104,7 @@ def test_the_guesser_cannot_lock_the_user_out_from_another_address(client, charl
 def test_other_users_still_log_in_from_the_guessers_address(client, charlie_staff, bob):
     guess(client, "/admin/login/")
 
-    assert logged_in(log_in(client, "/api-auth/login/", "bob", "bob-pass-123"))
+    assert logged_in(log_in(client, "/accounts/login/", "bob", "bob-pass-123"))
 
 
 def test_the_lockout_ends_after_the_cool_off(client, charlie_staff):

@@ -79,17 +79,17 @@ def staff_client(client, charlie_staff):
 # --- Login ---------------------------------------------------------------------------------------------
 
 
-def test_it_sends_anonymous_visitors_to_the_admin_login(client):
+def test_it_sends_anonymous_visitors_to_the_login_page(client):
     response = client.get("/playground/")
     assert response.status_code == 302
-    assert response["Location"] == "/admin/login/?next=/playground/"
+    assert response["Location"] == "/accounts/login/?next=/playground/"
 
 
 def test_an_anonymous_htmx_request_redirects_the_whole_page_to_login(client, alice):
     session = created(alice)
     response = client.get(status_url(session), **HTMX)
     assert response.status_code == 200
-    assert response["HX-Redirect"] == "/admin/login/?next=/playground/"
+    assert response["HX-Redirect"] == "/accounts/login/?next=/playground/"
     assert b'id="status"' not in response.content
 
 
@@ -97,7 +97,7 @@ def test_an_anonymous_htmx_request_redirects_the_whole_page_to_login(client, ali
 def test_anonymous_partials_redirect_to_login(client, path):
     response = client.get(path)
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/")
+    assert response["Location"].startswith("/accounts/login/")
 
 
 def test_the_page_only_answers_reads(alice_client):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from datetime import timedelta
@@ -25,7 +26,7 @@ from elevenlabs.simulator import (
     simulator_send_post_call_webhook,
     simulator_verify_signed_url,
 )
-from elevenlabs.webhooks import SIGNATURE_HEADER, signing_secret, verify_signature
+from elevenlabs.webhooks import SIGNATURE_HEADER, simulator_signing_secret, verify_signature
 from sessions.services import session_create
 
 WS = "ws://localhost:8000"
@@ -272,7 +273,7 @@ def test_the_webhook_is_signed_and_marked_sent_on_200():
         rsps.add(responses.POST, WEBHOOK_URL, json={"status": "ok"}, status=200)
         assert simulator_send_post_call_webhook(conversation_id=conversation_id) is True
         request = rsps.calls[0].request
-    verify_signature(header=request.headers[SIGNATURE_HEADER], secret=signing_secret(), body=request.body)
+    verify_signature(header=request.headers[SIGNATURE_HEADER], secret=simulator_signing_secret(), body=request.body)
     envelope = json.loads(request.body)
     assert envelope["type"] == "post_call_transcription"
     assert abs(envelope["event_timestamp"] - time.time()) < 60
@@ -317,6 +318,28 @@ def test_the_agent_speaks_at_150_words_a_minute():
     assert simulator.speech_duration_secs(text) == pytest.approx(3.2)
     assert 0 < simulator.pcm_rms(pcm) < 3000  # audible but quiet
     assert simulator.pcm_rms(bytes(1024)) == 0
+
+
+def test_a_line_is_encoded_once_and_the_cache_stays_within_its_budget():
+    line = simulator.AGENTS["support"].farewell
+    first = simulator.spoken_audio(line, pitch_hz=165.0)
+    assert simulator.spoken_audio_if_cached(line, pitch_hz=165.0) is first
+    assert simulator.spoken_audio(line, pitch_hz=165.0) is first
+    assert simulator.spoken_audio_if_cached(line, pitch_hz=230.0) is None  # another voice, another entry
+    pcm = simulator.synthesize_speech(line, pitch_hz=165.0)
+    assert "".join(first.chunks) != "" and b"".join(base64.b64decode(c) for c in first.chunks) == pcm
+    assert first.seconds == pytest.approx(len(pcm) / simulator.BYTES_PER_SECOND)
+
+    cache = simulator.SpokenAudioCache(max_chars=5 * first.size)  # room for four or five such lines
+    cache.get(line, 165.0)
+    for word in ("one", "two", "three", "four", "five"):
+        cache.get(f"{line} {word}", 165.0)
+    assert cache._chars <= cache.max_chars
+    assert cache.cached(line, 165.0) is None  # the oldest went first
+    assert cache.cached(f"{line} five", 165.0) is not None
+    long_line = " ".join(["word"] * 400)  # as long as a client's first_message override may be
+    assert cache.get(long_line, 165.0).chunks  # spoken, but not kept
+    assert cache.cached(long_line, 165.0) is None
 
 
 def _tone(samples: int, amplitude: int) -> bytes:

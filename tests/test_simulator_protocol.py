@@ -15,16 +15,17 @@ from urllib.parse import urlsplit
 
 import pytest
 import responses
+from asgiref.sync import sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.urls import path
 from django.utils import timezone
 
 from elevenlabs import simulator
-from elevenlabs.consumers import SimulatedAgentConsumer, SimulatorTimings
+from elevenlabs.consumers import MAX_FRAME_CHARS, MAX_FRAME_DEPTH, SimulatedAgentConsumer, SimulatorTimings
 from elevenlabs.models import SimulatedConversation
 from elevenlabs.simulator import SIMULATOR_PATH, simulator_agent_id, simulator_mint_signed_url
-from elevenlabs.webhooks import SIGNATURE_HEADER, signing_secret, verify_signature
+from elevenlabs.webhooks import SIGNATURE_HEADER, simulator_signing_secret, verify_signature
 from tests.server import live_asgi_server  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -470,6 +471,92 @@ def test_malformed_messages_get_an_error_event_and_the_conversation_goes_on():
     run_with_our_webhook(scenario())
 
 
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_a_deeply_nested_frame_gets_an_error_event_and_the_conversation_goes_on():
+    async def scenario():
+        comm = communicator(application(ManualClock()), mint()["signed_url"])
+        await open_conversation(comm, text_only=True)
+        await receive_turn(comm)
+        too_deep = MAX_FRAME_DEPTH + 1
+        for bad in (
+            nested(100_000),  # a RecursionError in json.loads without the check
+            json.dumps({"type": "contextual_update", "text": "x", "extra": json.loads(nested(too_deep))}),
+        ):
+            await comm.send_to(text_data=bad)
+            error = await comm.receive_json_from()
+            assert error["type"] == "error"
+            assert error["error_event"]["code"] == 1008
+            assert f"deeper than {MAX_FRAME_DEPTH} levels" in error["error_event"]["message"]
+        # At the limit, or brackets inside a string: an ordinary message.
+        await comm.send_json_to(
+            {"type": "contextual_update", "text": "x", "extra": json.loads(nested(MAX_FRAME_DEPTH - 1))}
+        )
+        await comm.send_json_to({"type": "user_message", "text": "[[[{{{" * 20 + " my order"})
+        assert (await comm.receive_json_from())["type"] == "user_transcript"
+        response, _ = await receive_turn(comm)
+        assert response["agent_response_event"]["agent_response"] == SUPPORT.topics[0][1]
+        await comm.disconnect()
+
+    run_with_our_webhook(scenario())
+
+
+@pytest.mark.parametrize("frame", ["text", "binary"])
+def test_an_oversize_frame_closes_with_1009_and_the_conversation_is_kept(frame):
+    minted = mint()
+
+    async def scenario():
+        comm = communicator(application(ManualClock()), minted["signed_url"])
+        await open_conversation(comm, text_only=True)
+        await receive_turn(comm)
+        await comm.send_json_to({"type": "user_message", "text": "Hello"})
+        await comm.receive_json_from()
+        await receive_turn(comm)
+        chunk = "A" * (MAX_FRAME_CHARS + 1)
+        if frame == "text":
+            await comm.send_json_to({"user_audio_chunk": chunk})
+        else:
+            await comm.send_to(bytes_data=chunk.encode())
+        closed = await expect_close(comm)
+        assert closed["code"] == 1009
+        assert closed["reason"] == f"Message too big (over {MAX_FRAME_CHARS} characters)"
+        await comm.wait()
+
+    run_with_our_webhook(scenario())
+    stored = conversation(minted["conversation_id"])
+    assert stored.status == "done"
+    assert stored.termination_reason == f"Client sent a message over {MAX_FRAME_CHARS} characters"
+    assert [item["message"] for item in stored.transcript][1] == "Hello"
+
+
+def test_the_conversation_flows_while_the_sync_thread_is_busy():
+    """Django's one thread for sync code (sync views such as /healthz, the ORM) can be slow; the socket must not wait.
+
+    Channels used to hop onto that thread before every client message; with 31
+    microphone chunks a second per conversation, the queue there stalled the worker.
+    """
+
+    async def scenario():
+        comm = communicator(application(ManualClock()), mint(text_only=False)["signed_url"])
+        await open_conversation(comm, text_only=False, agent={"first_message": ""})
+        busy = asyncio.ensure_future(sync_to_async(time.sleep)(5))  # thread_sensitive: that one thread
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        for _ in range(31):  # a second of microphone audio
+            await comm.send_json_to({"user_audio_chunk": pcm_chunk(0)})
+        await comm.send_json_to({"type": "user_message", "text": "Hello"})
+        assert (await comm.receive_json_from(timeout=4))["type"] == "user_transcript"
+        assert (await comm.receive_json_from(timeout=4))["type"] == "agent_response"
+        assert not busy.done()
+        assert time.monotonic() - started < 4
+        await busy
+        await comm.disconnect()
+
+    run_with_our_webhook(scenario())
+
+
 # --- talking -----------------------------------------------------------------------------------------
 
 
@@ -642,7 +729,7 @@ def test_client_close_ends_the_conversation_and_sends_a_signed_webhook():
         assert len(rsps.calls) == 1
         request = rsps.calls[0].request
 
-    verify_signature(header=request.headers[SIGNATURE_HEADER], secret=signing_secret(), body=request.body)
+    verify_signature(header=request.headers[SIGNATURE_HEADER], secret=simulator_signing_secret(), body=request.body)
     envelope = json.loads(request.body)
     assert envelope["type"] == "post_call_transcription"
     data = envelope["data"]

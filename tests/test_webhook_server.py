@@ -143,7 +143,7 @@ import django
 django.setup()
 from elevenlabs.ingest import webhook_ingest
 from elevenlabs.views import SPOOL_MEMORY_BYTES
-from elevenlabs.webhooks import spool_signed_body
+from elevenlabs.webhooks import ELEVENLABS, spool_signed_body
 import tempfile
 import time
 
@@ -157,7 +157,7 @@ with open("/proc/self/clear_refs", "w") as refs:
     refs.write("5")  # reset the peak (VmHWM) to the current RSS
 started = time.perf_counter()
 with open(body_path, "rb") as stream, tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
-    signed = spool_signed_body(stream=stream, header=header, secret=secret, spool=spool, max_bytes=10**9)
+    signed = spool_signed_body(stream=stream, header=header, signers={ELEVENLABS: secret}, spool=spool, max_bytes=10**9)
     delivery = webhook_ingest(body=spool, signed=signed)
 elapsed = time.perf_counter() - started
 print(json.dumps({"outcome": delivery.outcome, "before": before, "peak": vm("VmHWM"), "seconds": elapsed}))
@@ -191,3 +191,55 @@ def test_a_large_audio_delivery_costs_less_than_three_times_its_size_in_memory(t
     session.refresh_from_db()
     with session.audio.open("rb") as audio:
         assert hashlib.sha256(audio.read()).hexdigest() == audio_sha256
+
+
+def test_a_signed_webhook_nested_100000_deep_is_refused_while_health_keeps_answering(live_asgi_server):  # noqa: F811
+    # Before the depth scan, ijson spent minutes in one C call building the path of each of
+    # these events: the worker held the GIL past uvicorn's health check and was killed.
+    import threading
+    import time
+
+    depth = 100_000
+    body = (
+        b'{"type": "post_call_transcription", "data": {"conversation_id": "conv_deep", "x": '
+        + b"[" * depth
+        + b"]" * depth
+        + b"}}"
+    )
+    probes: list[tuple[int | str, float]] = []
+    done = threading.Event()
+
+    def probe() -> None:
+        while not done.is_set():
+            started = time.monotonic()
+            try:
+                # A new connection each time, so the probes reach both workers.
+                status: int | str = requests.get(f"{live_asgi_server}/healthz", timeout=10).status_code
+            except requests.RequestException as exc:
+                status = type(exc).__name__
+            probes.append((status, time.monotonic() - started))
+            time.sleep(0.02)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        time.sleep(0.2)
+        response = requests.post(
+            f"{live_asgi_server}/elevenlabs/webhook",
+            data=body,
+            headers={"ElevenLabs-Signature": sign(body, secret=webhook_secret()), "Content-Type": "application/json"},
+            timeout=(5, 30),
+        )
+        time.sleep(0.5)
+    finally:
+        done.set()
+        prober.join()
+
+    assert response.status_code == 400
+    assert response.headers["Content-Type"] == "application/json"
+    assert "deeper than" in response.json()["error"]
+    assert probes and all(status == 200 for status, _ in probes), probes
+    # Generous for a loaded 2-core machine; a starved worker would not answer for minutes.
+    assert max(seconds for _, seconds in probes) < 3.0, probes
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.outcome == "malformed" and "deeper than" in delivery.error

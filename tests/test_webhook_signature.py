@@ -13,15 +13,20 @@ import pytest
 
 from elevenlabs.models import WebhookDelivery
 from elevenlabs.webhooks import (
+    ELEVENLABS,
+    SIMULATOR,
     BodyTooLarge,
     SignatureError,
     parse_signature_header,
     sign,
     signing_secret,
+    simulator_signing_secret,
     spool_signed_body,
     verify_signature,
+    webhook_signers,
 )
 from sessions.models import SessionEvent, VoiceSession
+from sessions.services import session_create, session_mark_connecting
 
 SECRET = "wsec_unit_secret_abcdef"
 NOW = 1_780_000_000
@@ -163,7 +168,7 @@ def test_spooling_copies_the_body_while_verifying_it():
     header = sign(body, secret=SECRET, timestamp=NOW)
     spool = io.BytesIO()
     signed = spool_signed_body(
-        stream=io.BytesIO(body), header=header, secret=SECRET, spool=spool, max_bytes=10**6, now=NOW
+        stream=io.BytesIO(body), header=header, signers={ELEVENLABS: SECRET}, spool=spool, max_bytes=10**6, now=NOW
     )
     assert (signed.timestamp, signed.size, signed.sha256) == (NOW, len(body), hashlib.sha256(body).hexdigest())
     assert spool.tell() == 0 and spool.read() == body
@@ -174,30 +179,46 @@ def test_spooling_stops_at_the_size_limit():
     header = sign(body, secret=SECRET, timestamp=NOW)
     with pytest.raises(BodyTooLarge):
         spool_signed_body(
-            stream=io.BytesIO(body), header=header, secret=SECRET, spool=io.BytesIO(), max_bytes=100_000, now=NOW
+            stream=io.BytesIO(body),
+            header=header,
+            signers={ELEVENLABS: SECRET},
+            spool=io.BytesIO(),
+            max_bytes=100_000,
+            now=NOW,
         )
 
 
 def test_the_configured_secret_is_the_signing_secret(settings):
     settings.ELEVENLABS_WEBHOOK_SECRET = "wsec_configured"
-    settings.SIMULATION_MODE = True
     assert signing_secret() == "wsec_configured"
+    assert webhook_signers() == {ELEVENLABS: "wsec_configured", SIMULATOR: simulator_signing_secret()}
 
 
-def test_simulation_without_a_secret_derives_one_from_the_secret_key(settings):
-    settings.ELEVENLABS_WEBHOOK_SECRET = ""
-    settings.SIMULATION_MODE = True
-    derived = signing_secret()
+def test_the_simulator_has_a_key_of_its_own_derived_from_the_secret_key(settings):
+    settings.ELEVENLABS_WEBHOOK_SECRET = "wsec_configured"
+    derived = simulator_signing_secret()
     assert len(derived) == 64 and settings.SECRET_KEY not in derived
-    assert signing_secret() == derived  # stable: the simulator and the endpoint agree
+    assert derived != signing_secret()
+    assert simulator_signing_secret() == derived  # stable: the simulator and the endpoint agree
     settings.SECRET_KEY = settings.SECRET_KEY + "-other"
-    assert signing_secret() != derived
+    assert simulator_signing_secret() != derived
 
 
-def test_no_secret_and_no_simulation_means_no_signing_secret(settings):
+def test_spooling_says_which_signer_signed(settings):
+    signers = {ELEVENLABS: SECRET, SIMULATOR: "sim-key"}
+    for signer, key in signers.items():
+        header = sign(BODY, secret=key, timestamp=NOW)
+        signed = spool_signed_body(
+            stream=io.BytesIO(BODY), header=header, signers=signers, spool=io.BytesIO(), max_bytes=10**6, now=NOW
+        )
+        assert signed.signed_by == signer
+        assert signed.by_simulator is (signer == SIMULATOR)
+
+
+def test_no_secret_configured_means_only_the_simulator_signs(settings):
     settings.ELEVENLABS_WEBHOOK_SECRET = ""
-    settings.SIMULATION_MODE = False
     assert signing_secret() == ""
+    assert webhook_signers() == {SIMULATOR: simulator_signing_secret()}
 
 
 # --- the endpoint -------------------------------------------------------------------------------
@@ -264,11 +285,34 @@ def test_endpoint_without_a_secret_answers_503_and_accepts_nothing(client, setti
 
 
 @pytest.mark.django_db
-def test_endpoint_in_simulation_accepts_the_derived_secret(client, settings):
+def test_endpoint_accepts_the_simulator_key_only_for_a_simulated_sessions_conversation(client, settings, alice):
     settings.ELEVENLABS_WEBHOOK_SECRET = ""
-    settings.SIMULATION_MODE = True
-    assert post(client, BODY, sign(BODY, secret=signing_secret())).status_code == 200
-    assert post(client, BODY, sign(BODY, secret=settings.SECRET_KEY)).status_code == 401
+    simulated = session_create(customer_id="c", user=alice, simulation=True)
+    session_mark_connecting(
+        session=simulated, agent_id="a", connection_type="websocket", simulation=True, conversation_id="conv_123"
+    )
+    body = json.dumps({"type": "post_call_transcription", "data": {"conversation_id": "conv_123"}}).encode()
+
+    assert post(client, body, sign(body, secret=simulator_signing_secret())).status_code == 200
+    assert post(client, body, sign(body, secret=settings.SECRET_KEY)).status_code == 503
+
+
+@pytest.mark.django_db
+def test_the_simulator_key_is_refused_for_a_real_sessions_conversation(client, settings, alice):
+    real = session_create(customer_id="c", user=alice, simulation=False)
+    session_mark_connecting(
+        session=real, agent_id="a", connection_type="websocket", simulation=False, conversation_id="conv_real"
+    )
+    for conversation_id in ("conv_real", "conv_nobody"):
+        body = json.dumps({"type": "post_call_transcription", "data": {"conversation_id": conversation_id}}).encode()
+
+        response = post(client, body, sign(body, secret=simulator_signing_secret()))
+
+        assert response.status_code == 401
+        assert "simulated" in response.json()["error"]
+    assert not WebhookDelivery.objects.exists()
+    real.refresh_from_db()
+    assert real.post_call_received_at is None
 
 
 @pytest.mark.django_db

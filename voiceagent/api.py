@@ -13,7 +13,14 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from elevenlabs.credentials import AgentNotConfigured
-from sessions.services import ConversationAlreadyClaimed, InvalidTransition, SessionError, StartFailed
+from sessions.services import (
+    ConversationAlreadyClaimed,
+    ConversationMismatch,
+    InvalidTransition,
+    PublicBaseUrlMissing,
+    SessionError,
+    StartFailed,
+)
 from voiceagent.faults import (
     RETRY_AFTER_SECONDS,
     database_unavailable,
@@ -27,6 +34,11 @@ logger = logging.getLogger("voiceagent.api")
 def exception_handler(exc, context):
     if isinstance(exc, StartFailed):
         return start_failed_response(exc)
+    if isinstance(exc, PublicBaseUrlMissing):
+        return Response(
+            {"error": {"code": exc.code, "message": str(exc), "variable": exc.variable}},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
     if isinstance(exc, AgentNotConfigured):
         return Response(
             {"error": {"code": exc.code, "message": str(exc), "variable": exc.variable}},
@@ -38,6 +50,11 @@ def exception_handler(exc, context):
             status=status.HTTP_409_CONFLICT,
         )
     if isinstance(exc, ConversationAlreadyClaimed):
+        return Response(
+            {"detail": str(exc), "code": exc.code, "conversation_id": exc.conversation_id},
+            status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, ConversationMismatch):
         return Response(
             {"detail": str(exc), "code": exc.code, "conversation_id": exc.conversation_id},
             status=status.HTTP_409_CONFLICT,
@@ -103,3 +120,16 @@ class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
 
 
 __all__ = ["BrowsableAPIRenderer", "exception_handler"]
+
+
+class JsonErrors:
+    """For an API view whose answers are not JSON (the YAML schema, the Swagger page): its errors are.
+
+    Without this, a refusal is rendered by the view's own renderer: YAML, or a bare
+    "401 Unauthorized" from the HTML template renderer.
+    """
+
+    def handle_exception(self, exc):
+        self.request.accepted_renderer = renderers.JSONRenderer()
+        self.request.accepted_media_type = renderers.JSONRenderer.media_type
+        return super().handle_exception(exc)

@@ -1,4 +1,9 @@
-"""ASGI entry point: HTTP through Django, WebSocket through Channels (the simulated agent)."""
+"""ASGI entry point: HTTP through Django, WebSocket through Channels (the simulated agent).
+
+HTTP passes the body-limit guard first: Django would otherwise spool a body of any size
+to disk before a view could refuse it. The webhook's headers are checked there too, so
+an unsigned or stale delivery is refused before its body is read.
+"""
 
 import os
 import sys
@@ -16,12 +21,19 @@ except ConfigurationError as exc:
     raise SystemExit(2) from None
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from elevenlabs.routing import websocket_urlpatterns  # noqa: E402
+from elevenlabs.views import webhook_refusal_before_body  # noqa: E402
+from voiceagent.bodylimit import BodyLimitASGI, BodyLimits  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodyLimitASGI(
+            django_asgi_app,
+            limits=BodyLimits(settings.API_MAX_BODY_BYTES, settings.REQUEST_BODY_LIMITS),
+            before_body={"/elevenlabs/webhook": webhook_refusal_before_body},
+        ),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -77,11 +77,14 @@ def env_rate(env: environ.Env, name: str, default: str) -> str | None:
     return value
 
 
-def env_url(env: environ.Env, name: str, default: str) -> str:
+def env_url(env: environ.Env, name: str, default: str, *, example: str = "", allow_empty: bool = False) -> str:
+    """An http(s) URL without a trailing slash; "" only with ``allow_empty``."""
     value = env.str(name, default=default).strip().rstrip("/")
+    if not value and allow_empty:
+        return ""
     parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ConfigurationError(f"{name}={value!r} is not an http(s) URL such as {default}.")
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigurationError(f"{name}={value!r} is not an http(s) URL such as {example or default}.")
     return value
 
 

@@ -62,8 +62,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 # C0 controls, DEL, C1 controls (NEL U+0085 is a line break for str.splitlines
-# and some log viewers) and the Unicode line/paragraph separators.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# and some log viewers), the Unicode line/paragraph separators, and the bidirectional
+# formatting characters (marks, embeddings, overrides, isolates), which make a terminal or
+# viewer show a line's text in another order than it was written (the "Trojan Source" trick).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 # Settings whose values are secrets; they are replaced literally wherever they appear.

@@ -12,6 +12,7 @@ import ipaddress
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 
 from voiceagent.faults import wants_html
 
@@ -45,7 +46,7 @@ def lockout_message() -> str:
 
 
 def lockout_response(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-    """429, as a page in the admin's look for browsers and as JSON for scripts.
+    """429, as a page for browsers and as JSON for scripts.
 
     django-axes calls this with (request, original_response, credentials), or with
     (request, credentials) from its async middleware; neither is needed here.
@@ -53,7 +54,10 @@ def lockout_response(request: HttpRequest, *args, **kwargs) -> HttpResponse:
     retry_after = int(settings.AXES_COOLOFF_TIME.total_seconds())
     message = lockout_message()
     if wants_html(request):
-        response = render(request, "voiceagent/locked_out.html", {"message": message}, status=429)
+        # The page in the look of the door that was knocked on: the admin's, or our own login page's.
+        admin_door = request.path.startswith(reverse("admin:index"))
+        template = "voiceagent/locked_out_admin.html" if admin_door else settings.LOGIN_LOCKOUT_TEMPLATE
+        response = render(request, template, {"message": message}, status=429)
     else:
         body = {"error": {"code": "login_locked_out", "message": message, "retry_after": retry_after}}
         response = JsonResponse(body, status=429)

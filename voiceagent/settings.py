@@ -43,6 +43,11 @@ SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY if DEBUG else "")
 if not SECRET_KEY:
     raise ConfigurationError("SECRET_KEY is not set; it is required when DEBUG is off.")
 
+# Where clients reach this service (https://voice.example.com): the simulated agent's WebSocket URLs
+# and the address its post-call webhooks go to are built from it, never from a request's Host header.
+# With DEBUG on and nothing set, the request's own origin stands in (development only).
+PUBLIC_BASE_URL = env_url(env, "PUBLIC_BASE_URL", default="", example="https://voice.example.com", allow_empty=True)
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -161,7 +166,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+# Everyone logs in through our own pages (voiceagent/urls.py, templates in playground/); the admin's
+# login stays for staff only.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "playground:page"
 
 # --- Login throttle (django-axes) ---------------------------------------------------------------
 # Every door that calls authenticate() with a password (the admin, /accounts/login/, DRF's
@@ -181,22 +189,26 @@ AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_CLIENT_IP_CALLABLE = "voiceagent.login_guard.client_address"
 AXES_LOCKOUT_CALLABLE = "voiceagent.login_guard.lockout_response"
+# The lockout page for every door but the admin (which gets one in its own look).
+LOGIN_LOCKOUT_TEMPLATE = "playground/accounts/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 # Successful logins are not written to a table of their own: one write less per login.
 AXES_DISABLE_ACCESS_LOG = True
 AXES_VERBOSE = False  # no "AXES: BEGIN" line at every start; lockouts are still logged
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic (run by `make serve`, scripts/serve.sh) puts the files WhiteNoise serves.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # The playground's browser client comes from npm (package.json, installed by `npm ci`) and is
 # served as our own static files, no CDN: the SDK's ES modules, its audio worklets (loaded by
 # path, so voice works under the strict CSP) and livekit-client's ESM build. Only their .js and
-# .mjs files are served (playground/finders.py); until `npm ci` has run the playground says the
-# client is missing.
+# .mjs files are served, collected without their source-map comments (playground/finders.py);
+# until `npm ci` has run the playground says the client is missing.
 _NODE_MODULES = BASE_DIR / "node_modules"
 NPM_STATIC_DIRS = [
     ("vendor/elevenlabs-client", _NODE_MODULES / "@elevenlabs" / "client" / "dist"),
@@ -256,7 +268,17 @@ SECURE_CSP = {
 }
 
 # --- REST framework and OpenAPI ----------------------------------------------------------
+# Bounded JSON (voiceagent/jsonlimits.py): deeper nesting is refused with 400 in every JSON body we
+# parse (API, webhook, WebSocket frames); API bodies larger than API_MAX_BODY_BYTES are refused with 413.
+JSON_MAX_DEPTH = env_int(env, "JSON_MAX_DEPTH", default=64, minimum=8)
+
 REST_FRAMEWORK = {
+    # Depth, size and number limits on JSON bodies; forms stay as DRF has them (the browsable API).
+    "DEFAULT_PARSER_CLASSES": [
+        "voiceagent.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so an anonymous or bad-token call gets 401 with WWW-Authenticate.
         "rest_framework.authentication.TokenAuthentication",
@@ -283,6 +305,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "System of record for voice-agent sessions on ElevenLabs Agents.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs page need a login like the rest of the API (the docs page sends an
+    # anonymous browser to the login page, voiceagent/views.py).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -313,6 +338,8 @@ ELEVENLABS_OUTBOUND_PROVIDER = env_choice(
 ELEVENLABS_PHONE_NUMBER_ID = env.str("ELEVENLABS_PHONE_NUMBER_ID", default="").strip()
 # Post-call audio arrives base64 in the webhook body; larger bodies are refused with 413.
 ELEVENLABS_WEBHOOK_MAX_BYTES = env_int(env, "ELEVENLABS_WEBHOOK_MAX_BYTES", default=200 * 1024 * 1024, minimum=1024)
+# Values in one webhook body (a count of arrays, objects and commas); more is refused before parsing.
+ELEVENLABS_WEBHOOK_MAX_JSON_ITEMS = env_int(env, "ELEVENLABS_WEBHOOK_MAX_JSON_ITEMS", default=1_000_000, minimum=1000)
 # Sessions stuck in connecting/active longer than this are ended with reason "timeout".
 SESSION_STALE_SECONDS = env_int(env, "SESSION_STALE_SECONDS", default=900, minimum=60)
 # With no API key, the simulated agent stands in for ElevenLabs.
@@ -339,6 +366,19 @@ LOG_MAX_BYTES = env_int(env, "LOG_MAX_BYTES", default=10 * 1024 * 1024, minimum=
 LOG_BACKUP_COUNT = env_int(env, "LOG_BACKUP_COUNT", default=5, minimum=1)
 LOG_FILE = LOG_DIR / "elevenlabs.log"
 CLIENT_LOG_MAX_BYTES = env_int(env, "CLIENT_LOG_MAX_BYTES", default=8 * 1024, minimum=256)
+
+# --- Request bodies -------------------------------------------------------------------------
+# Caps enforced while a body streams in, before Django spools it (voiceagent/bodylimit.py): past
+# the cap the answer is 413 at once. The API's largest legitimate body (a session with 50 dynamic
+# variables of 1000 characters, escaped as \uXXXX) is about 600 KB; every path not listed below
+# (the JSON API, the admin's forms) has this cap.
+API_MAX_BODY_BYTES = env_int(env, "API_MAX_BODY_BYTES", default=1024 * 1024, minimum=1024)
+REQUEST_BODY_LIMITS = {
+    "/healthz": 0,
+    "/api/healthz": 0,
+    "/api/logs": CLIENT_LOG_MAX_BYTES,
+    "/elevenlabs/webhook": ELEVENLABS_WEBHOOK_MAX_BYTES,
+}
 
 try:
     LOG_DIR.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,29 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
 
 from voiceagent import views
+
+# Django's own auth views, in the playground's look; for every user (the admin's login is for staff only).
+ACCOUNT_TEMPLATES = "playground/accounts"
+accounts = [
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name=f"{ACCOUNT_TEMPLATES}/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(template_name=f"{ACCOUNT_TEMPLATES}/logged_out.html"), name="logout"),
+    path(
+        "password_change/",
+        auth_views.PasswordChangeView.as_view(template_name=f"{ACCOUNT_TEMPLATES}/password_change.html"),
+        name="password_change",
+    ),
+    path(
+        "password_change/done/",
+        auth_views.PasswordChangeDoneView.as_view(template_name=f"{ACCOUNT_TEMPLATES}/password_change_done.html"),
+        name="password_change_done",
+    ),
+]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -10,7 +31,8 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("api/healthz", views.healthz, name="api-healthz"),
     path("api/logs", views.ClientLogApi.as_view(), name="client-logs"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("accounts/", include(accounts)),
+    path("api/schema/", views.ApiSchemaView.as_view(), name="schema"),
     path("api/docs/", views.api_docs, name="api-docs"),
     path("api-auth/", include("rest_framework.urls")),
     path("", include("sessions.urls")),

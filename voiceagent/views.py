@@ -11,6 +11,7 @@ import tomllib
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.csp import CSP
@@ -19,8 +20,9 @@ from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from drf_spectacular.views import SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,6 +31,7 @@ from rest_framework.views import APIView
 from elevenlabs.checks import configuration_status
 from sessions.models import VoiceSession
 from sessions.selectors import session_visible_to
+from voiceagent.api import JsonErrors
 from voiceagent.db.probe import write_lock_probe
 from voiceagent.logging import escape_control, session_context
 from voiceagent.logtail import tail_lines
@@ -279,7 +282,21 @@ API_DOCS_CSP = {
     "img-src": [CSP.SELF, "data:"],
 }
 
-api_docs = csp_override(API_DOCS_CSP)(SpectacularSwaggerSplitView.as_view(url_name="schema"))
+
+class ApiSchemaView(JsonErrors, SpectacularAPIView):
+    """The OpenAPI schema; like the rest of the API it needs a login or a token (SERVE_PERMISSIONS)."""
+
+
+class ApiDocsView(JsonErrors, SpectacularSwaggerSplitView):
+    """Swagger UI for a logged-in user (or a token); a browser with neither is sent to the login page."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, NotAuthenticated):
+            return redirect_to_login(self.request.get_full_path())
+        return super().handle_exception(exc)
+
+
+api_docs = csp_override(API_DOCS_CSP)(ApiDocsView.as_view(url_name="schema"))
 
 
 @require_safe

@@ -211,12 +211,13 @@ def watch(page, base_url: str) -> PageWatch:
     return seen
 
 
-def log_in(page, base_url: str, user) -> None:
-    """Through the admin login form, as a person would; lands on the playground."""
+def log_in(page, base_url: str, user, password: str = PASSWORD) -> None:
+    """Through the login page the playground sends a visitor to, as a person would; lands on the playground."""
     page.goto(f"{base_url}/playground/")
+    page.wait_for_url(f"{base_url}/accounts/login/?next=/playground/")
     page.fill("#id_username", user.get_username())
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    page.fill("#id_password", password)
+    page.click("#login-form button[type=submit]")
     page.wait_for_url(f"{base_url}/playground/")
 
 

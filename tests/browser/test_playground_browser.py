@@ -1,7 +1,7 @@
 """The playground in a real browser: the official ElevenLabs client against the simulated agent.
 
-Each test drives Debian's Chromium through the page as a person would (admin
-login, the form, the keyboard) and checks what the page shows, what the server
+Each test drives Debian's Chromium through the page as a person would (the login page,
+the form, the keyboard) and checks what the page shows, what the server
 recorded, that nothing left 127.0.0.1 and that the strict CSP refused nothing.
 """
 
