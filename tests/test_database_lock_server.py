@@ -9,7 +9,6 @@ stored before was lost.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 
@@ -21,10 +20,10 @@ from rest_framework.authtoken.models import Token
 
 from elevenlabs.models import WebhookDelivery
 from elevenlabs.webhooks import sign
-from sessions import services
 from sessions.models import VoiceSession
 from tests.db_locks import hold_write_lock
 from tests.server import asgi_server, env_for_test_database
+from tests.test_webhook_ingest import TRANSCRIPTION_DATA, active_session, transcription
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 
@@ -39,21 +38,6 @@ def server(django_db_setup) -> Iterator[str]:
     env["DATABASE_LOCK_TIMEOUT_SECONDS"] = str(LOCK_TIMEOUT)
     with asgi_server(env=env, workers=2) as base_url:
         yield base_url
-
-
-def transcription(conversation_id: str) -> bytes:
-    return json.dumps(
-        {
-            "type": "post_call_transcription",
-            "event_timestamp": 1780000050,
-            "data": {
-                "agent_id": "agent_support_test",
-                "conversation_id": conversation_id,
-                "status": "done",
-                "transcript": [{"role": "user", "message": "Is my order on its way?", "time_in_call_secs": 1}],
-            },
-        }
-    ).encode()
 
 
 def deliver(base_url: str, body: bytes) -> requests.Response:
@@ -95,11 +79,7 @@ def test_a_held_write_lock_answers_503_with_retry_after_and_loses_nothing(server
     api = requests.Session()
     api.headers["Authorization"] = f"Token {Token.objects.create(user=alice).key}"
     # Stored before the lock: a session that is live with a conversation, and one created through the API.
-    live = services.session_create(customer_id="cust-live", user=alice)
-    services.session_mark_connecting(
-        session=live, agent_id="agent_support_test", connection_type="websocket", simulation=False
-    )
-    services.session_activate(session=live, conversation_id="conv_locked_1")
+    live = active_session("conv_locked_1")
     before = api.post(f"{server}/voice/sessions", json={"customer_id": "cust-before"}, timeout=30)
     assert before.status_code == 201
     before_id = before.json()["session_id"]
@@ -133,13 +113,13 @@ def test_a_held_write_lock_answers_503_with_retry_after_and_loses_nothing(server
     assert redelivered.status_code == 200
     assert redelivered.json() == {"status": "processed"}
     assert sorted(VoiceSession.objects.values_list("customer_id", flat=True)) == [
+        "cust-1",
         "cust-after",
         "cust-before",
-        "cust-live",
     ]
     live.refresh_from_db()
     assert live.status == "ended"
-    assert live.transcript[0]["message"] == "Is my order on its way?"
+    assert live.transcript[0]["message"] == TRANSCRIPTION_DATA["transcript"][0]["message"]
     assert list(WebhookDelivery.objects.values_list("outcome", flat=True)) == ["processed"]
 
 

@@ -7,7 +7,6 @@ tests/test_database_lock_server.py does the same against uvicorn.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
@@ -16,10 +15,10 @@ from django.db import OperationalError, connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from elevenlabs.models import WebhookDelivery
-from elevenlabs.webhooks import sign
 from sessions import services
 from sessions.models import VoiceSession
 from tests.db_locks import hold_write_lock
+from tests.test_webhook_ingest import TRANSCRIPTION_DATA, active_session, deliver, transcription  # noqa: F401
 from voiceagent.views import database_status_cache
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,42 +84,20 @@ def test_ending_a_session_while_locked_answers_503_and_the_retry_ends_it(alice, 
     assert alice_api.put(f"/voice/sessions/{session.pk}/end", {}, format="json").json()["status"] == "ended"
 
 
-def test_a_webhook_while_locked_answers_503_stores_nothing_and_its_retry_is_applied(client, settings):
-    session = services.session_create(customer_id="c-1")
-    services.session_mark_connecting(
-        session=session, agent_id="agent_support_test", connection_type="websocket", simulation=False
-    )
-    services.session_activate(session=session, conversation_id="conv_locked")
-    body = json.dumps(
-        {
-            "type": "post_call_transcription",
-            "event_timestamp": 1780000050,
-            "data": {
-                "agent_id": "agent_support_test",
-                "conversation_id": "conv_locked",
-                "status": "done",
-                "transcript": [{"role": "agent", "message": "Hello", "time_in_call_secs": 0}],
-            },
-        }
-    ).encode()
-
-    def deliver():
-        signature = sign(body, secret=settings.ELEVENLABS_WEBHOOK_SECRET)
-        return client.post(
-            "/elevenlabs/webhook", data=body, content_type="application/json", HTTP_ELEVENLABS_SIGNATURE=signature
-        )
+def test_a_webhook_while_locked_answers_503_stores_nothing_and_its_retry_is_applied(deliver):  # noqa: F811
+    session = active_session("conv_locked")
 
     with hold_write_lock():
-        response, elapsed = timed(deliver)
+        response, elapsed = timed(lambda: deliver(transcription("conv_locked")))
 
     assert_database_unavailable(response, elapsed)  # ElevenLabs retries a 5xx
     assert WebhookDelivery.objects.count() == 0
-    retry = deliver()
+    retry = deliver(transcription("conv_locked"))
     assert retry.status_code == 200
     assert retry.json() == {"status": "processed"}
     session.refresh_from_db()
     assert session.status == "ended"
-    assert session.transcript[0]["message"] == "Hello"
+    assert session.transcript[0]["message"] == TRANSCRIPTION_DATA["transcript"][0]["message"]
 
 
 def test_a_browser_gets_a_short_page_and_a_script_gets_json(client, alice, monkeypatch):
