@@ -150,6 +150,8 @@ def server_env(database_url: str, log_dir: str) -> dict[str, str]:
         LOG_DIR=log_dir,
         DATABASE_URL=database_url,
         REDIS_URL="",
+        # One user creates thousands of sessions a minute here: the benchmarks measure the flow, not the throttle.
+        SESSION_CREATE_THROTTLE="",
     )
     env.pop("PUBLIC_BASE_URL", None)  # tests.server.asgi_server gives each server its own address
     return env

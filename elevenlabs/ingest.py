@@ -44,6 +44,7 @@ from sessions.services import (
     session_store_audio,
     session_store_post_call,
 )
+from voiceagent.faults import database_unavailable
 from voiceagent.jsonlimits import JsonRejected, JsonShapeScanner, path_of_nul
 from voiceagent.logging import session_context
 
@@ -331,6 +332,10 @@ def _record(envelope: Envelope, signed: SignedBody) -> WebhookDelivery:
                 delivery.save(update_fields=["payload"])
             return delivery
     except Exception as exc:
+        if database_unavailable(exc):
+            # Locked or unreachable: nothing was stored, and noting the attempt would wait as long again.
+            # The view answers 503 and ElevenLabs sends the delivery again.
+            raise
         logger.exception("webhook %s conversation=%s failed", envelope.event_type, envelope.conversation_id or "-")
         # Everything above was rolled back; note the attempt so an operator sees it. A retry may still succeed
         # because an ignored row does not count towards "once per conversation".

@@ -30,8 +30,26 @@ from sessions.serializers import (
 )
 from voiceagent.public_url import public_base_url, websocket_base
 from voiceagent.ranged_files import stored_file_response
+from voiceagent.throttling import SettingsRateThrottle
 
 logger = logging.getLogger("voiceagent.sessions")
+
+
+class SessionCreateThrottle(SettingsRateThrottle):
+    """Sessions one user may create (SESSION_CREATE_THROTTLE), whichever endpoint creates them."""
+
+    scope = "session_create"
+
+
+def throttle_session_create(view: APIView, request: Request) -> None:
+    """Raise DRF's Throttled (429 with Retry-After) when ``request.user`` has created too many sessions.
+
+    Called by the views that create a session, and only on that path: listing sessions or
+    connecting one that exists costs nothing from the budget.
+    """
+    throttle = SessionCreateThrottle()
+    if not throttle.allow_request(request, view):
+        view.throttled(request, throttle.wait())
 
 
 class SessionListCreateApi(generics.ListAPIView):
@@ -45,6 +63,7 @@ class SessionListCreateApi(generics.ListAPIView):
 
     @extend_schema(request=SessionCreateInput, responses={201: SessionOutput})
     def post(self, request: Request) -> Response:
+        throttle_session_create(self, request)
         data = SessionCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
@@ -168,6 +187,7 @@ class StartSessionApi(APIView):
 
     @extend_schema(request=StartSessionInput, responses={201: dict})
     def post(self, request: Request) -> Response:
+        throttle_session_create(self, request)
         data = StartSessionInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
@@ -215,6 +235,7 @@ class ElevenLabsActionApi(APIView):
             )
             credential = credential.as_response()
         else:
+            throttle_session_create(self, request)
             session, credential, _ = services.session_start(
                 user=request.user,
                 customer_id=fields.get("customerId") or f"user-{request.user.pk}",

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 # Playwright's sync API runs an event loop in the test thread; the live server's ORM calls are sync.
@@ -48,6 +49,14 @@ def staff_api(charlie_staff):
     client = APIClient()
     client.force_authenticate(charlie_staff)
     return client
+
+
+@pytest.fixture
+def fresh_throttles():
+    """An empty cache before and after: throttle history lives there, and user ids repeat between tests."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -105,10 +105,11 @@ def _wait_until_answering(process: subprocess.Popen, base_url: str, output: IO[b
             raise RuntimeError(f"the server exited with {process.returncode}:\n{_tail(output)}")
         try:
             # Any answer means Django is serving; what /healthz reports is for the tests to judge.
-            requests.get(f"{base_url}/healthz", timeout=2)
+            requests.get(f"{base_url}/healthz", timeout=5)
             return
         except (requests.ConnectionError, requests.Timeout):
-            # Not listening yet, or listening while its workers still import Django on a busy machine.
+            # Not listening yet, or (on a busy machine) a worker's first request, which imports the
+            # URLconf and every view, took longer than the wait: ask again until the deadline.
             time.sleep(0.1)
     raise RuntimeError(f"the server did not answer on {base_url} within {timeout:.0f} s:\n{_tail(output)}")
 

@@ -72,7 +72,16 @@ def test_production_without_a_secret_key_is_refused(tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("ELEVENLABS_BASE_URL", "ftp://api.elevenlabs.io"), ("LOG_LEVEL", "verbose"), ("SESSION_STALE_SECONDS", "soon")],
+    [
+        ("ELEVENLABS_BASE_URL", "ftp://api.elevenlabs.io"),
+        ("LOG_LEVEL", "verbose"),
+        ("SESSION_STALE_SECONDS", "soon"),
+        ("SESSION_CREATE_THROTTLE", "lots"),
+        ("SESSION_CREATE_THROTTLE", "10/fortnight"),
+        ("DATABASE_LOCK_TIMEOUT_SECONDS", "0"),
+        ("LOGIN_FAILURE_LIMIT", "0"),
+        ("LOGIN_LOCKOUT_MINUTES", "forever"),
+    ],
 )
 def test_other_bad_values_are_refused_by_name(tmp_path, name, value):
     result = manage(tmp_path, "check", DEBUG="true", **{name: value})
@@ -121,3 +130,31 @@ def test_env_local_overrides_env_and_the_process_environment_overrides_both(tmp_
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1].split() == ["WARNING", "from-process", "1000"]
+
+
+def settings_seen(tmp_path: Path, expression: str, **env: str) -> str:
+    result = manage(tmp_path, "shell", "-c", f"from django.conf import settings as s; print({expression})", **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_one_lock_timeout_bounds_every_database_wait(tmp_path):
+    sqlite = settings_seen(tmp_path, 's.DATABASES["default"]["OPTIONS"]["timeout"]', DEBUG="true")
+    postgres = settings_seen(
+        tmp_path,
+        'sorted((k, v) for k, v in s.DATABASES["default"]["OPTIONS"].items() if k != "pool"), '
+        's.DATABASES["default"]["OPTIONS"]["pool"]["timeout"]',
+        DEBUG="true",
+        DATABASE_URL="postgres://app@db.internal:5432/voice",
+        DATABASE_LOCK_TIMEOUT_SECONDS="7.5",
+    )
+
+    assert sqlite == "20.0"
+    assert postgres == "[('connect_timeout', 8), ('options', '-c lock_timeout=7500')] 7.5"
+
+
+def test_an_empty_session_create_throttle_turns_it_off(tmp_path):
+    rates = 's.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]'
+    seen = settings_seen(tmp_path, f'{rates}["session_create"]', DEBUG="true", SESSION_CREATE_THROTTLE="")
+
+    assert seen == "None"

@@ -7,7 +7,17 @@ import json
 import pytest
 from django.db import OperationalError, connection
 
+from voiceagent.views import database_status_cache
+
 PATHS = ["/healthz", "/api/healthz"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_database_status():
+    # Each process keeps its last database status for a second; every test here starts without one.
+    database_status_cache.forget()
+    yield
+    database_status_cache.forget()
 
 
 def secrets_of(settings) -> list[str]:

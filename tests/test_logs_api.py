@@ -9,7 +9,6 @@ import uuid
 
 import pytest
 from django.conf import settings as django_settings
-from django.core.cache import cache
 
 import voiceagent.logtail
 from sessions.models import VoiceSession
@@ -17,13 +16,7 @@ from voiceagent.logtail import tail_lines
 
 URL = "/api/logs"
 
-
-@pytest.fixture(autouse=True)
-def fresh_throttles():
-    # Throttle history lives in the cache and user ids repeat between tests.
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("fresh_throttles")
 
 
 @pytest.fixture

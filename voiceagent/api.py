@@ -21,6 +21,12 @@ from sessions.services import (
     SessionError,
     StartFailed,
 )
+from voiceagent.faults import (
+    RETRY_AFTER_SECONDS,
+    database_unavailable,
+    database_unavailable_body,
+    log_database_unavailable,
+)
 
 logger = logging.getLogger("voiceagent.api")
 
@@ -55,6 +61,13 @@ def exception_handler(exc, context):
         )
     if isinstance(exc, SessionError):
         return Response({"detail": str(exc), "code": exc.code}, status=status.HTTP_400_BAD_REQUEST)
+    if database_unavailable(exc):
+        log_database_unavailable(context["request"], exc)
+        return Response(
+            database_unavailable_body(),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, RequestDataTooBig):
         return Response({"detail": "Request body too large."}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     response = drf_exception_handler(exc, context)

@@ -9,6 +9,7 @@ print it without a stack trace.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import environ
@@ -17,6 +18,8 @@ from django.core.exceptions import ImproperlyConfigured
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 DATABASE_SCHEMES = {"sqlite", "postgres", "postgresql", "pgsql", "psql"}
+# DRF's rate format: a count, a slash and a period that starts with s, m, h or d ("1200/min", "10/s").
+THROTTLE_RATE = re.compile(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)")
 
 
 class ConfigurationError(ImproperlyConfigured):
@@ -61,6 +64,16 @@ def env_choice(env: environ.Env, name: str, default: str, choices: set[str]) -> 
     if value not in choices:
         allowed = ", ".join(sorted(choices))
         raise ConfigurationError(f"{name}={value!r} is not one of: {allowed}.")
+    return value
+
+
+def env_rate(env: environ.Env, name: str, default: str) -> str | None:
+    """A DRF throttle rate such as ``1200/min``; empty turns the throttle off (None)."""
+    value = env.str(name, default=default).strip().lower().replace(" ", "")
+    if not value:
+        return None
+    if not THROTTLE_RATE.fullmatch(value):
+        raise ConfigurationError(f"{name}={value!r} is not a rate such as 1200/min or 10/s (empty turns it off).")
     return value
 
 

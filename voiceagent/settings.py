@@ -8,7 +8,9 @@ so that a developer's `.env` never changes what the suite sees.
 
 from __future__ import annotations
 
+import math
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -21,6 +23,7 @@ from voiceagent.config import (
     env_database,
     env_float,
     env_int,
+    env_rate,
     env_url,
 )
 
@@ -63,6 +66,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "channels",
+    "axes",
     "sessions.apps.VoiceSessionsConfig",
     "elevenlabs.apps.ElevenLabsConfig",
     "playground.apps.PlaygroundConfig",
@@ -70,6 +74,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "voiceagent.timing.ServerTimingMiddleware",
+    # A locked or unreachable database: 503 with Retry-After instead of a 500 (see voiceagent/faults.py).
+    "voiceagent.faults.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -80,6 +86,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so that it sees the login views' failed attempts (django-axes; see Login throttle below).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "voiceagent.urls"
@@ -104,6 +112,11 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------
 DATABASES = {"default": env_database(env, "DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# How long a request waits for the database's write lock (SQLite), a row or table lock (PostgreSQL's
+# lock_timeout), a pooled connection or a new connection, before it gives up and answers 503 with
+# Retry-After. /healthz probes the write lock with a much shorter wait (HEALTH_WRITE_PROBE_SECONDS).
+DATABASE_LOCK_TIMEOUT_SECONDS = env_float(env, "DATABASE_LOCK_TIMEOUT_SECONDS", default=20.0, minimum=0.5)
+HEALTH_WRITE_PROBE_SECONDS = min(1.0, DATABASE_LOCK_TIMEOUT_SECONDS)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several worker processes share one file: WAL lets readers run beside the
     # writer, IMMEDIATE takes the write lock up front so read-then-write
@@ -113,7 +126,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
+            "timeout": DATABASE_LOCK_TIMEOUT_SECONDS,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
@@ -123,9 +136,19 @@ else:
     # all requests fail that way. Django's psycopg pool bounds them per worker process.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "pool", {"min_size": 1, "max_size": env_int(env, "DATABASE_POOL_SIZE", default=10, minimum=1), "timeout": 10}
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault(
+        "pool",
+        {
+            "min_size": 1,
+            "max_size": env_int(env, "DATABASE_POOL_SIZE", default=10, minimum=1),
+            "timeout": DATABASE_LOCK_TIMEOUT_SECONDS,
+        },
     )
+    # libpq counts whole seconds and treats anything under 2 as 2.
+    _options.setdefault("connect_timeout", max(2, math.ceil(DATABASE_LOCK_TIMEOUT_SECONDS)))
+    _lock_timeout = f"-c lock_timeout={int(DATABASE_LOCK_TIMEOUT_SECONDS * 1000)}"
+    _options["options"] = f"{_options['options']} {_lock_timeout}" if _options.get("options") else _lock_timeout
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (throttles) ------------------------------------------------------------
@@ -147,6 +170,32 @@ AUTH_PASSWORD_VALIDATORS = [
 # login stays for staff only.
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "playground:page"
+
+# --- Login throttle (django-axes) ---------------------------------------------------------------
+# Every door that calls authenticate() with a password (the admin, /accounts/login/, DRF's
+# api-auth/) counts failures per username *and* client address: after LOGIN_FAILURE_LIMIT
+# failures that pair is refused for LOGIN_LOCKOUT_MINUTES (429), while the same user from another
+# address, and other users from that address, still get in. Lockouts are listed (and cleared) in
+# the admin under Axes → Access attempts. Token-authenticated API calls are not logins.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: it refuses a locked-out pair before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = env_int(env, "LOGIN_FAILURE_LIMIT", default=10, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_float(env, "LOGIN_LOCKOUT_MINUTES", default=15.0, minimum=0.1)
+AXES_ENABLED = True
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "voiceagent.login_guard.client_address"
+AXES_LOCKOUT_CALLABLE = "voiceagent.login_guard.lockout_response"
+# The lockout page for every door but the admin (which gets one in its own look).
+LOGIN_LOCKOUT_TEMPLATE = "playground/accounts/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+# Successful logins are not written to a table of their own: one write less per login.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False  # no "AXES: BEGIN" line at every start; lockouts are still logged
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -183,6 +232,9 @@ STORAGES = {
 }
 
 # --- Security (production profile when DEBUG is off) --------------------------------
+# A reverse proxy terminates TLS in front of us: its X-Forwarded-Proto says https, and the last
+# X-Forwarded-For hop (the one it appended) is the client's address for the login throttle.
+BEHIND_TLS_PROXY = env_bool(env, "BEHIND_TLS_PROXY", default=False)
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -196,7 +248,7 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool(env, "SECURE_HSTS_PRELOAD", default=False)
     # Health checks come from the load balancer over plain HTTP.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/healthz$"]
-    if env_bool(env, "BEHIND_TLS_PROXY", default=False):
+    if BEHIND_TLS_PROXY:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
@@ -244,6 +296,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "voiceagent.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "client_logs": env.str("CLIENT_LOG_THROTTLE", default="120/min"),
+        # Sessions one user may create (POST /voice/sessions, /api/voice/sessions, /api/elevenlabs start).
+        "session_create": env_rate(env, "SESSION_CREATE_THROTTLE", default="1200/min"),
     },
 }
 SPECTACULAR_SETTINGS = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
+import time
 import tomllib
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,14 +26,16 @@ from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from elevenlabs.checks import configuration_status
+from sessions.models import VoiceSession
 from sessions.selectors import session_visible_to
 from voiceagent.api import JsonErrors
+from voiceagent.db.probe import write_lock_probe
 from voiceagent.logging import escape_control, session_context
 from voiceagent.logtail import tail_lines
+from voiceagent.throttling import SettingsRateThrottle
 
 logger = logging.getLogger("voiceagent.health")
 client_logger = logging.getLogger("voiceagent.client")
@@ -63,6 +67,7 @@ def elevenlabs_status() -> dict:
 
 
 def database_status() -> dict:
+    """Reachable, and able to take the write lock within HEALTH_WRITE_PROBE_SECONDS (else degraded)."""
     result: dict = {"ok": True, "vendor": connection.vendor}
     try:
         connection.ensure_connection()
@@ -72,16 +77,66 @@ def database_status() -> dict:
     except Exception as exc:  # whatever breaks, health answers with its name, not a traceback
         logger.warning("health check: database unreachable: %s: %s", type(exc).__name__, exc)
         result.update(ok=False, error=type(exc).__name__)
+        return result
+    blocked = write_lock_probe(table=VoiceSession._meta.db_table, timeout=settings.HEALTH_WRITE_PROBE_SECONDS)
+    if blocked:
+        logger.warning("health check: database degraded: %s", blocked)
+        result.update(ok=False, degraded=True, error=blocked)
     return result
+
+
+class DatabaseStatusCache:
+    """The last database status of this process, reused for ``ttl`` seconds.
+
+    Load balancers may poll every worker many times a second; one probe a second per process
+    answers them all. While a probe runs (up to the probe's timeout), other callers get the
+    last answer instead of queueing behind it.
+    """
+
+    def __init__(self, ttl: float = 1.0):
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._last: tuple[float, dict] | None = None
+
+    def get(self) -> dict:
+        last = self._last
+        if last is not None and time.monotonic() - last[0] < self.ttl:
+            return last[1]
+        if not self._lock.acquire(blocking=last is None):
+            return last[1]
+        try:
+            last = self._last
+            if last is not None and time.monotonic() - last[0] < self.ttl:
+                return last[1]
+            status = database_status()
+            self._last = (time.monotonic(), status)
+            return status
+        finally:
+            self._lock.release()
+
+    def forget(self) -> None:
+        self._last = None
+
+
+database_status_cache = DatabaseStatusCache()
 
 
 @never_cache
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness and configuration for load balancers and operators; needs no login."""
-    database = database_status()
+    """Liveness and configuration for load balancers and operators; needs no login.
+
+    503 when the database is unreachable ("error") or cannot take the write lock quickly
+    ("degraded"): sessions cannot start and webhooks cannot be stored, so a load balancer
+    should send traffic elsewhere, if it has anywhere.
+    """
+    database = database_status_cache.get()
+    if database["ok"]:
+        overall = "ok"
+    else:
+        overall = "degraded" if database.get("degraded") else "error"
     body = {
-        "status": "ok" if database["ok"] else "error",
+        "status": overall,
         "database": database,
         "elevenlabs": elevenlabs_status(),
         "version": project_version(),
@@ -101,15 +156,8 @@ TAIL_DEFAULT = 200
 TAIL_MAX = 5000
 
 
-class ClientLogThrottle(UserRateThrottle):
+class ClientLogThrottle(SettingsRateThrottle):
     scope = "client_logs"
-
-    def get_rate(self) -> str | None:
-        # DRF reads the rates once at import; reading them per request lets
-        # settings overrides (tests, reloads) take effect.
-        from rest_framework.settings import api_settings
-
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
 
 class StrictCharField(serializers.CharField):
