@@ -78,8 +78,6 @@ def credential_mint(
     agent_id: str,
     connection_type: str,
     text_only: bool,
-    ws_base: str,
-    http_base: str,
 ) -> Credential:
     """Mint a credential for ``agent_id``. Raises ElevenLabsError when ElevenLabs refuses or fails."""
     now = timezone.now()
@@ -90,8 +88,6 @@ def credential_mint(
             session=session,
             agent_id=agent_id,
             agent_type=session.agent_type,
-            ws_base=ws_base,
-            http_base=http_base,
             text_only=text_only,
         )
         return Credential(

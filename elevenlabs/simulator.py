@@ -44,6 +44,7 @@ from django.utils.crypto import salted_hmac
 
 from elevenlabs.models import SimulatedConversation
 from elevenlabs.webhooks import SIGNATURE_HEADER, sign, simulator_signing_secret
+from voiceagent.public_url import require_public_base_url, websocket_base
 
 logger = logging.getLogger("elevenlabs.simulator")
 
@@ -213,21 +214,15 @@ def _signature(agent_id: str, conversation_id: str, expires: str) -> str:
     return salted_hmac(_SIGNATURE_SALT, message, algorithm="sha256").hexdigest()
 
 
-def simulator_mint_signed_url(
-    *, session, agent_id: str, agent_type: str, ws_base: str, http_base: str, text_only: bool
-) -> dict:
+def simulator_mint_signed_url(*, session, agent_id: str, agent_type: str, text_only: bool) -> dict:
     """Create a conversation waiting for its client and the signed URL that opens it.
 
-    ``ws_base`` is where the browser reaches our WebSocket (``ws://localhost:8000``),
-    ``http_base`` where the post-call webhook is sent (``http://localhost:8000``).
+    The URL and the post-call webhook's target are on PUBLIC_BASE_URL (:func:`require_public_base_url`).
     Returns ``{"signed_url", "conversation_id", "expires_at"}``.
     """
     simulated_agent(agent_type)
-    ws_base, http_base = ws_base.rstrip("/"), http_base.rstrip("/")
-    if not ws_base.startswith(("ws://", "wss://")):
-        raise ValueError(f"ws_base must be a ws:// or wss:// URL, not {ws_base!r}")
-    if not http_base.startswith(("http://", "https://")):
-        raise ValueError(f"http_base must be an http:// or https:// URL, not {http_base!r}")
+    http_base = require_public_base_url()
+    ws_base = websocket_base(http_base)
 
     conversation_id = f"sim_conv_{uuid.uuid4().hex}"
     # Whole seconds: the URL carries the expiry, and the row must agree with it exactly.

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from sessions.models import ConnectionType, Direction, EndReason, EventKind, SessionEvent, Status, VoiceSession
 from voiceagent.logging import session_context
+from voiceagent.public_url import require_public_base_url
 
 logger = logging.getLogger("voiceagent.sessions")
 
@@ -67,19 +68,6 @@ class ConversationMismatch(SessionError):
         self.bound_conversation_id = session.conversation_id
         super().__init__(
             f"Session {session.id} is bound to another conversation; {conversation_id} is not its conversation."
-        )
-
-
-class PublicBaseUrlMissing(SessionError):
-    """A simulated session needs to know where clients reach us, and no PUBLIC_BASE_URL is set."""
-
-    code = "public_base_url_missing"
-    variable = "PUBLIC_BASE_URL"
-
-    def __init__(self):
-        super().__init__(
-            "The simulated agent needs PUBLIC_BASE_URL (where clients reach this service, "
-            "e.g. https://voice.example.com); it is not set."
         )
 
 
@@ -403,8 +391,6 @@ def session_start(
     user,
     customer_id: str,
     agent_type: str,
-    ws_base: str,
-    http_base: str,
     locale: str = "en-US",
     direction: str = Direction.INBOUND,
     dynamic_variables: dict[str, Any] | None = None,
@@ -425,8 +411,8 @@ def session_start(
 
     simulation = simulation or settings.SIMULATION_MODE
     agent_id = agent_id_for(agent_type, simulation=simulation)
-    if simulation and not http_base:
-        raise PublicBaseUrlMissing()
+    if simulation:
+        require_public_base_url()  # before anything is stored
     outbound_call = direction == Direction.OUTBOUND and bool(phone_number)
     if outbound_call:
         _check_outbound_possible(simulation=simulation)
@@ -456,15 +442,11 @@ def session_start(
     if outbound_call:
         session = session_dial(session=session, agent_id=agent_id)
         return session, _phone_conversation(session), False
-    session, credential = session_connect(
-        session=session, agent_id=agent_id, text_only=text_only, ws_base=ws_base, http_base=http_base
-    )
+    session, credential = session_connect(session=session, agent_id=agent_id, text_only=text_only)
     return session, credential.as_response(), False
 
 
-def session_connect(
-    *, session: VoiceSession, agent_id: str | None = None, text_only: bool, ws_base: str, http_base: str
-):
+def session_connect(*, session: VoiceSession, agent_id: str | None = None, text_only: bool):
     """Mint a browser credential for a created session and move it to connecting (or failed).
 
     Returns ``(session, credential)`` with the session as it now is.
@@ -473,8 +455,8 @@ def session_connect(
 
     if session.status != Status.CREATED:
         raise InvalidTransition(session, Status.CONNECTING)
-    if session.simulation and not http_base:
-        raise PublicBaseUrlMissing()
+    if session.simulation:
+        require_public_base_url()
     agent_id = agent_id or agent_id_for(session.agent_type, simulation=session.simulation)
     connection_type = resolve_connection_type(text_only=text_only)
     with session_context(session.pk):
@@ -484,8 +466,6 @@ def session_connect(
                 agent_id=agent_id,
                 connection_type=connection_type,
                 text_only=text_only,
-                ws_base=ws_base,
-                http_base=http_base,
             )
         except Exception as exc:
             raise StartFailed(_fail_from_upstream(session, exc), exc) from exc

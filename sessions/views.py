@@ -28,7 +28,6 @@ from sessions.serializers import (
     SessionOutput,
     StartSessionInput,
 )
-from voiceagent.public_url import public_base_url, websocket_base
 from voiceagent.ranged_files import stored_file_response
 from voiceagent.throttling import SettingsRateThrottle
 
@@ -176,12 +175,6 @@ class SessionAudioApi(APIView):
 # --- The prototype's /api/... contracts (camelCase input) ----------------------------------
 
 
-def _bases(request: Request) -> dict[str, str]:
-    """Where clients reach us (PUBLIC_BASE_URL): the simulated agent's URL and its webhook's target."""
-    http_base = public_base_url(request)
-    return {"http_base": http_base, "ws_base": websocket_base(http_base) if http_base else ""}
-
-
 class StartSessionApi(APIView):
     """`POST /api/voice/sessions`: create a session and mint its credential in one round trip."""
 
@@ -203,7 +196,6 @@ class StartSessionApi(APIView):
             simulation=fields["simulation"],
             phone_number=fields["phoneNumber"],
             idempotency_key=key,
-            **_bases(request),
         )
         body = {
             "backend_session": SessionOutput(session).data,
@@ -230,9 +222,7 @@ class ElevenLabsActionApi(APIView):
             session = session_visible_to(request.user, fields["sessionId"])
             if "agentType" in fields and fields["agentType"] != session.agent_type:
                 raise ValidationError({"agentType": f"The session is a {session.agent_type} session."})
-            session, credential = services.session_connect(
-                session=session, text_only=fields["textOnly"], **_bases(request)
-            )
+            session, credential = services.session_connect(session=session, text_only=fields["textOnly"])
             credential = credential.as_response()
         else:
             throttle_session_create(self, request)
@@ -241,6 +231,5 @@ class ElevenLabsActionApi(APIView):
                 customer_id=fields.get("customerId") or f"user-{request.user.pk}",
                 agent_type=fields["agentType"],
                 text_only=fields["textOnly"],
-                **_bases(request),
             )
         return Response({**credential, "sessionId": str(session.pk)}, status=status.HTTP_201_CREATED)

@@ -21,26 +21,40 @@ from elevenlabs.models import SimulatedConversation, WebhookDelivery
 from elevenlabs.webhooks import SIGNATURE_HEADER, simulator_signing_secret, verify_signature
 from sessions.models import Status, VoiceSession
 from tests.server import live_asgi_server  # noqa: F401
-from voiceagent.public_url import public_base_url, websocket_base
+from voiceagent.public_url import RequestOriginMiddleware, public_base_url, websocket_base
 
 START = "/api/voice/sessions"
 
 
+def seen_while_serving(request) -> str:
+    """What public_base_url() says inside a view served through RequestOriginMiddleware."""
+    seen = []
+    RequestOriginMiddleware(lambda r: seen.append(public_base_url()))(request)
+    return seen[0]
+
+
 def test_the_setting_wins_over_the_request(settings):
     settings.PUBLIC_BASE_URL = "https://voice.example.com"
-    request = RequestFactory().get("/", HTTP_HOST="evil.example:8399")
+    request = RequestFactory().get("/", HTTP_HOST="127.0.0.1:8399")
     for debug in (False, True):
         settings.DEBUG = debug
-        assert public_base_url(request) == "https://voice.example.com"
+        assert seen_while_serving(request) == "https://voice.example.com"
 
 
 def test_the_request_stands_in_only_with_debug_on(settings):
     settings.PUBLIC_BASE_URL = ""
     request = RequestFactory().get("/", HTTP_HOST="localhost:8000")
     settings.DEBUG = True
-    assert public_base_url(request) == "http://localhost:8000"
+    assert seen_while_serving(request) == "http://localhost:8000"
+    assert public_base_url() == ""  # outside a request there is nothing to stand in
     settings.DEBUG = False
-    assert public_base_url(request) == ""
+    assert seen_while_serving(request) == ""
+
+
+def test_the_middleware_is_installed_only_with_debug_on():
+    from voiceagent import settings as project_settings
+
+    assert ("voiceagent.public_url.RequestOriginMiddleware" in project_settings.MIDDLEWARE) is project_settings.DEBUG
 
 
 def test_websocket_base_follows_the_scheme():

@@ -28,10 +28,16 @@ from elevenlabs.simulator import (
 )
 from elevenlabs.webhooks import SIGNATURE_HEADER, simulator_signing_secret, verify_signature
 from sessions.services import session_create
+from voiceagent.public_url import PublicBaseUrlMissing
 
 WS = "ws://localhost:8000"
 HTTP = "http://localhost:8000"
 WEBHOOK_URL = f"{HTTP}/elevenlabs/webhook"
+
+
+@pytest.fixture(autouse=True)
+def public_base_url(settings):
+    settings.PUBLIC_BASE_URL = HTTP
 
 
 def mint(*, agent_type: str = "support", session=None, text_only: bool = True) -> dict:
@@ -39,8 +45,6 @@ def mint(*, agent_type: str = "support", session=None, text_only: bool = True) -
         session=session,
         agent_id=simulator_agent_id(agent_type),
         agent_type=agent_type,
-        ws_base=WS,
-        http_base=HTTP,
         text_only=text_only,
     )
 
@@ -83,19 +87,12 @@ def test_minting_creates_an_initiated_conversation_linked_to_the_session(alice):
 
 
 @pytest.mark.django_db
-def test_minting_refuses_unknown_agents_and_bad_bases():
+def test_minting_refuses_unknown_agents_and_a_missing_public_base_url(settings):
     with pytest.raises(ValueError):
-        simulator_mint_signed_url(
-            session=None, agent_id="x", agent_type="billing", ws_base=WS, http_base=HTTP, text_only=True
-        )
-    with pytest.raises(ValueError):
-        simulator_mint_signed_url(
-            session=None, agent_id="x", agent_type="support", ws_base=HTTP, http_base=HTTP, text_only=True
-        )
-    with pytest.raises(ValueError):
-        simulator_mint_signed_url(
-            session=None, agent_id="x", agent_type="support", ws_base=WS, http_base=WS, text_only=True
-        )
+        simulator_mint_signed_url(session=None, agent_id="x", agent_type="billing", text_only=True)
+    settings.PUBLIC_BASE_URL = ""
+    with pytest.raises(PublicBaseUrlMissing):
+        simulator_mint_signed_url(session=None, agent_id="x", agent_type="support", text_only=True)
     assert not SimulatedConversation.objects.exists()
 
 

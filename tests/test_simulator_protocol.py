@@ -85,8 +85,6 @@ def mint(agent_type: str = "support", *, text_only: bool = True) -> dict:
         session=None,
         agent_id=simulator_agent_id(agent_type),
         agent_type=agent_type,
-        ws_base=WS,
-        http_base=HTTP,
         text_only=text_only,
     )
 
@@ -875,20 +873,19 @@ def test_a_failing_webhook_does_not_break_the_ending(caplog):
 def test_a_real_client_talks_to_the_served_simulator_and_the_webhook_reaches_the_session(
     live_asgi_server,  # noqa: F811
     alice,
+    settings,
 ):
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
     from sessions.services import session_activate, session_create, session_mark_connecting
 
-    host = urlsplit(live_asgi_server).netloc
+    settings.PUBLIC_BASE_URL = live_asgi_server  # minted here, in the test process, for that server
     session = session_create(customer_id="cust-real", user=alice, agent_type="support", simulation=True)
     minted = simulator_mint_signed_url(
         session=session,
         agent_id=simulator_agent_id("support"),
         agent_type="support",
-        ws_base=f"ws://{host}",
-        http_base=live_asgi_server,
         text_only=True,
     )
     session_mark_connecting(session=session, agent_id="sim_support_agent", connection_type="websocket", simulation=True)

@@ -17,7 +17,6 @@ from sessions.services import (
     ConversationAlreadyClaimed,
     ConversationMismatch,
     InvalidTransition,
-    PublicBaseUrlMissing,
     SessionError,
     StartFailed,
 )
@@ -27,6 +26,7 @@ from voiceagent.faults import (
     database_unavailable_body,
     log_database_unavailable,
 )
+from voiceagent.public_url import PublicBaseUrlMissing
 
 logger = logging.getLogger("voiceagent.api")
 

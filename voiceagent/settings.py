@@ -90,6 +90,10 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+if DEBUG:
+    # Development only: the request's own origin stands in for an unset PUBLIC_BASE_URL.
+    MIDDLEWARE.insert(0, "voiceagent.public_url.RequestOriginMiddleware")
+
 ROOT_URLCONF = "voiceagent.urls"
 WSGI_APPLICATION = "voiceagent.wsgi.application"
 ASGI_APPLICATION = "voiceagent.asgi.application"
