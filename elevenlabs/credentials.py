@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from elevenlabs import client as elevenlabs_client
 from elevenlabs.client import CONVERSATION_ID
+from voiceagent.errors import ApplicationError
 
 logger = logging.getLogger("voiceagent.elevenlabs.credentials")
 
@@ -26,15 +27,19 @@ CONVERSATION_TOKEN_LIFETIME = timedelta(minutes=10)
 AGENT_ID_SETTINGS = {"support": "ELEVENLABS_SUPPORT_AGENT_ID", "sales": "ELEVENLABS_SALES_AGENT_ID"}
 
 
-class AgentNotConfigured(Exception):
+class AgentNotConfigured(ApplicationError):
     """The agent type has no ElevenLabs agent id configured."""
 
+    status = 400
     code = "agent_not_configured"
 
     def __init__(self, agent_type: str):
         self.agent_type = agent_type
         self.variable = AGENT_ID_SETTINGS[agent_type]
-        super().__init__(f"No {agent_type} agent is configured: set {self.variable} to its ElevenLabs agent id.")
+        super().__init__(
+            f"No {agent_type} agent is configured: set {self.variable} to its ElevenLabs agent id.",
+            variable=self.variable,
+        )
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 It authenticates by its signature alone: no login, no CSRF token, no DRF
 authentication or throttling (ElevenLabs cannot send any of those). The view
 checks the secret, spools and verifies the body, and hands it to
-:mod:`elevenlabs.ingest`; every answer is JSON.
+:mod:`elevenlabs.ingest`; every answer is JSON, refusals in the one error shape.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from elevenlabs.webhooks import (
     spool_signed_body,
     webhook_signers,
 )
-from voiceagent.bodylimit import Refusal, header_value
+from voiceagent.bodylimit import Refusal, RequestBodyTooLarge, header_value
+from voiceagent.errors import ApplicationError, MethodNotAllowed
 
 logger = logging.getLogger("voiceagent.elevenlabs.webhook")
 
@@ -33,22 +34,19 @@ logger = logging.getLogger("voiceagent.elevenlabs.webhook")
 SPOOL_MEMORY_BYTES = 1024 * 1024
 
 
-def _error_body(message: str) -> dict[str, str]:
-    return {"error": message}
-
-
-def _error(status: int, message: str) -> JsonResponse:
-    return JsonResponse(_error_body(message), status=status)
-
-
-def _signature_refused(reason: str, *, signers: dict[str, str], client: str) -> tuple[int, str]:
-    """The status and message for a delivery whose signature is not accepted."""
+def _signature_refused(reason: str, *, signers: dict[str, str], client: str) -> ApplicationError:
+    """The refusal of a delivery whose signature is not accepted."""
     if ELEVENLABS not in signers:
         # Without the secret no ElevenLabs delivery can be checked: 503 so that it is retried once set.
         logger.error("webhook refused: ELEVENLABS_WEBHOOK_SECRET is not configured")
-        return 503, "Webhook secret is not configured; no ElevenLabs delivery is accepted."
+        return ApplicationError(
+            "Webhook secret is not configured; no ElevenLabs delivery is accepted.",
+            code="webhook_secret_missing",
+            status=503,
+            variable="ELEVENLABS_WEBHOOK_SECRET",
+        )
     logger.warning("webhook refused from %s: %s", client, reason)
-    return 401, f"Invalid signature: {reason}."
+    return ApplicationError(f"Invalid signature: {reason}.", code="invalid_signature", status=401)
 
 
 def webhook_refusal_before_body(scope: dict) -> Refusal | None:
@@ -63,17 +61,15 @@ def webhook_refusal_before_body(scope: dict) -> Refusal | None:
         check_signature_header(header_value(scope, SIGNATURE_HEADER))
     except SignatureError as exc:
         client = (scope.get("client") or ("-",))[0]
-        status, message = _signature_refused(exc.reason, signers=webhook_signers(), client=client)
-        return Refusal(status, _error_body(message))
+        refusal = _signature_refused(exc.reason, signers=webhook_signers(), client=client)
+        return Refusal(refusal.status, refusal.body())
     return None
 
 
 @csrf_exempt
 def webhook(request: HttpRequest) -> JsonResponse:
     if request.method != "POST":
-        response = _error(405, "Use POST.")
-        response["Allow"] = "POST"
-        return response
+        return MethodNotAllowed(request.method, ["POST"]).as_response()
     signers = webhook_signers()
     client = request.META.get("REMOTE_ADDR", "-")
     max_bytes = settings.ELEVENLABS_WEBHOOK_MAX_BYTES
@@ -87,21 +83,23 @@ def webhook(request: HttpRequest) -> JsonResponse:
                 max_bytes=max_bytes,
             )
         except SignatureError as exc:
-            return _error(*_signature_refused(exc.reason, signers=signers, client=client))
+            return _signature_refused(exc.reason, signers=signers, client=client).as_response()
         except BodyTooLarge as exc:
             logger.warning("webhook refused from %s: body over %d bytes", client, exc.limit)
-            return _error(413, f"Body larger than {exc.limit} bytes.")
+            return RequestBodyTooLarge(exc.limit, f"Body larger than {exc.limit} bytes.").as_response()
         except (UnreadablePostError, OSError):
             logger.warning("webhook from %s: the body could not be read", client)
-            return _error(400, "The request body could not be read.")
+            return ApplicationError("The request body could not be read.", code="unreadable_body").as_response()
         try:
             delivery = webhook_ingest(body=spool, signed=signed)
         except NotASimulatedConversation as exc:
             logger.warning("webhook from %s refused: %s", client, exc)
-            return _error(401, str(exc))
+            return ApplicationError(str(exc), code="not_simulated_conversation", status=401).as_response()
         except MalformedDelivery as exc:
             logger.warning("webhook from %s refused after a valid signature: %s", client, exc)
-            return _error(400, str(exc))
+            return ApplicationError(str(exc), code="malformed_delivery").as_response()
         except DeliveryProcessingFailed:
-            return _error(500, "The delivery could not be processed; it has been logged.")
+            return ApplicationError(
+                "The delivery could not be processed; it has been logged.", code="internal_error", status=500
+            ).as_response()
     return JsonResponse({"status": delivery.outcome})

@@ -28,6 +28,7 @@ from sessions.serializers import (
     SessionOutput,
     StartSessionInput,
 )
+from voiceagent.errors import ApplicationError
 from voiceagent.ranged_files import stored_file_response
 from voiceagent.throttling import SettingsRateThrottle
 
@@ -153,9 +154,7 @@ class SessionAudioApi(APIView):
     def get(self, request: Request, session_id) -> HttpResponseBase:
         session = session_visible_to(request.user, session_id)
         if not session.audio:
-            return Response(
-                {"detail": "This session has no recording.", "code": "no_recording"}, status=status.HTTP_404_NOT_FOUND
-            )
+            raise ApplicationError("This session has no recording.", code="no_recording", status=404)
         try:
             return stored_file_response(
                 request._request,
@@ -166,10 +165,9 @@ class SessionAudioApi(APIView):
             )
         except FileNotFoundError:
             logger.warning("recording of session %s is missing from storage: %s", session.pk, session.audio.name)
-            return Response(
-                {"detail": "The recording's file is missing from storage.", "code": "recording_missing"},
-                status=status.HTTP_404_NOT_FOUND,
-            )
+            raise ApplicationError(
+                "The recording's file is missing from storage.", code="recording_missing", status=404
+            ) from None
 
 
 # --- The prototype's /api/... contracts (camelCase input) ----------------------------------

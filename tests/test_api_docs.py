@@ -90,7 +90,9 @@ def test_an_anonymous_caller_gets_401_json_for_the_schema(client):
     assert response.status_code == 401
     assert response["Content-Type"] == "application/json"
     assert response["WWW-Authenticate"] == "Token"
-    assert response.json() == {"detail": "Authentication credentials were not provided."}
+    assert response.json() == {
+        "error": {"code": "not_authenticated", "message": "Authentication credentials were not provided."}
+    }
 
 
 @pytest.mark.django_db
@@ -100,7 +102,7 @@ def test_a_bad_token_gets_401_json_for_the_schema_and_the_docs(client):
 
         assert response.status_code == 401, path
         assert response["Content-Type"] == "application/json"
-        assert response.json() == {"detail": "Invalid token."}
+        assert response.json() == {"error": {"code": "authentication_failed", "message": "Invalid token."}}
 
 
 @pytest.mark.django_db

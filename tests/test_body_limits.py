@@ -238,7 +238,7 @@ def test_the_project_refuses_an_unsigned_or_stale_webhook_before_its_body(settin
     client = Client([b"x" * 65536] * 100)
     run(asgi_application, http_scope("/elevenlabs/webhook", headers=headers), client)
     assert client.status == 401
-    assert client.json == {"error": f"Invalid signature: {reason}."}
+    assert client.json == {"error": {"code": "invalid_signature", "message": f"Invalid signature: {reason}."}}
     assert client.read == 0
 
 
@@ -263,7 +263,7 @@ def test_a_fresh_well_formed_signature_header_lets_the_body_be_read(settings):
 def test_a_signature_outside_the_tolerance_is_refused_from_the_header(settings, age, reason):
     header = sign(b"{}", secret=settings.ELEVENLABS_WEBHOOK_SECRET, timestamp=int(time.time()) - age)
     refusal = webhook_refusal_before_body(webhook_scope(header))
-    assert refusal == Refusal(401, {"error": f"Invalid signature: {reason}."})
+    assert refusal == Refusal(401, {"error": {"code": "invalid_signature", "message": f"Invalid signature: {reason}."}})
 
 
 def test_without_our_secret_a_bad_header_is_refused_503_and_a_good_one_waits_for_the_body(settings):

@@ -49,7 +49,7 @@ def test_a_conversation_claimed_by_another_session_is_409(alice, alice_api, conn
     services.session_activate(session=other, conversation_id="conv_taken")
     response = post_event(alice_api, connecting, type="connected", conversation_id="conv_taken")
     assert response.status_code == 409
-    assert response.json()["conversation_id"] == "conv_taken"
+    assert response.json()["error"]["conversation_id"] == "conv_taken"
     assert VoiceSession.objects.get(pk=connecting.pk).status == "connecting"
 
 
@@ -57,7 +57,7 @@ def test_connected_on_a_session_that_never_got_a_credential_is_409(alice, alice_
     session = services.session_create(user=alice, customer_id="c1")
     response = post_event(alice_api, session, type="connected", conversation_id="conv_1")
     assert response.status_code == 409
-    assert response.json()["status"] == "created"
+    assert response.json()["error"]["current_status"] == "created"
 
 
 def test_mode_and_status_events_are_timeline_rows(alice_api, connecting):
@@ -107,5 +107,5 @@ def test_bad_events_are_400_and_change_nothing(alice_api, connecting, payload, f
     before = kinds(connecting)
     response = alice_api.post(f"/voice/sessions/{connecting.pk}/events", payload, format="json")
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["error"]["fields"]
     assert kinds(connecting) == before

@@ -174,7 +174,7 @@ def test_connected_with_another_id_on_a_bound_session_is_409_and_changes_nothing
     response = post_event(alice_api, session_id, type="connected", conversation_id="conv_other")
 
     assert response.status_code == 409
-    assert response.json()["code"] == "conversation_mismatch"
+    assert response.json()["error"]["code"] == "conversation_mismatch"
     session = VoiceSession.objects.get(pk=session_id)
     assert (session.status, session.conversation_id) == (Status.CONNECTING, "conv_b2")
     assert timeline(session_id) == before
@@ -193,7 +193,7 @@ def test_bob_cannot_claim_alices_bound_conversation(alice_api, bob, bob_api, sim
     response = post_event(bob_api, bob_session.pk, type="connected", conversation_id=alices_conversation)
 
     assert response.status_code == 409
-    assert response.json()["code"] == "conversation_claimed"
+    assert response.json()["error"]["code"] == "conversation_claimed"
     bob_session.refresh_from_db()
     assert bob_session.conversation_id is None
     # Alice's session is untouched and still confirms and receives its transcript.

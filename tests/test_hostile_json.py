@@ -110,7 +110,7 @@ def test_a_deeply_nested_api_body_is_a_400_without_a_traceback(alice_api, caplog
     with caplog.at_level(logging.WARNING):
         response = post_raw(alice_api, "/voice/sessions", body)
     assert response.status_code == 400
-    assert "deeper than 64 levels" in response.json()["detail"]
+    assert "deeper than 64 levels" in response.json()["error"]["message"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert VoiceSession.objects.count() == 0
 
@@ -120,14 +120,15 @@ def test_an_api_body_over_the_size_cap_is_a_413(alice_api, settings):
     body = json.dumps({**VALID, "dynamic_variables": {"note": "x" * 20_000}})
     response = post_raw(alice_api, "/voice/sessions", body)
     assert response.status_code == 413
-    assert response.json() == {"detail": "Request body too large."}
+    error = response.json()["error"]
+    assert (error["code"], error["limit"]) == ("body_too_large", 16 * 1024)
 
 
 def test_an_integer_past_64_bits_is_named_and_called_too_large(alice_api):
     body = json.dumps({**VALID, "dynamic_variables": {"order": 2**64}})
     response = post_raw(alice_api, "/voice/sessions", body)
     assert response.status_code == 400
-    detail = response.json()["detail"]
+    detail = response.json()["error"]["message"]
     assert "dynamic_variables.order" in detail and "64 bits" in detail
     assert "not valid JSON" not in detail
 
@@ -143,7 +144,7 @@ def test_an_integer_past_64_bits_is_named_and_called_too_large(alice_api):
 def test_nul_anywhere_in_an_api_body_is_a_400(alice_api, body):
     response = post_raw(alice_api, "/voice/sessions", json.dumps(body))
     assert response.status_code == 400
-    assert "NUL" in response.json()["detail"]
+    assert "NUL" in response.json()["error"]["message"]
     assert VoiceSession.objects.count() == 0
 
 
@@ -152,14 +153,14 @@ def test_nul_in_a_client_event_is_a_400(alice_api, alice):
     body = json.dumps({"type": "error", "message": "boom\u0000"})
     response = post_raw(alice_api, f"/voice/sessions/{session.pk}/events", body)
     assert response.status_code == 400
-    assert "NUL" in response.json()["detail"]
+    assert "NUL" in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("value", [1, 0, 1.0, "1", "yes"])
 def test_simulation_takes_only_true_or_false(alice_api, value):
     response = post_raw(alice_api, "/voice/sessions", json.dumps({**VALID, "simulation": value}))
     assert response.status_code == 400
-    assert response.json()["simulation"] == ["Must be true or false."]
+    assert response.json()["error"]["fields"]["simulation"] == ["Must be true or false."]
 
 
 @pytest.mark.parametrize("field", ["textOnly", "simulation"])
@@ -167,14 +168,14 @@ def test_the_prototype_start_takes_only_true_or_false(alice_api, field):
     body = {"agentType": "support", "customerId": "cust-1", field: 1}
     response = post_raw(alice_api, "/api/voice/sessions", json.dumps(body))
     assert response.status_code == 400
-    assert response.json()[field] == ["Must be true or false."]
+    assert response.json()["error"]["fields"][field] == ["Must be true or false."]
 
 
 def test_the_elevenlabs_action_takes_only_true_or_false(alice_api):
     body = {"action": "start_conversation", "agentType": "support", "textOnly": 0}
     response = post_raw(alice_api, "/api/elevenlabs", json.dumps(body))
     assert response.status_code == 400
-    assert response.json()["textOnly"] == ["Must be true or false."]
+    assert response.json()["error"]["fields"]["textOnly"] == ["Must be true or false."]
 
 
 def test_the_words_true_and_false_still_work(alice_api):
@@ -185,7 +186,7 @@ def test_the_words_true_and_false_still_work(alice_api):
 def test_an_outbound_session_needs_a_phone_number(alice_api):
     response = post_raw(alice_api, "/voice/sessions", json.dumps({**VALID, "direction": "outbound"}))
     assert response.status_code == 400
-    assert response.json() == {"phone_number": ["Required for an outbound call."]}
+    assert response.json()["error"]["fields"] == {"phone_number": ["Required for an outbound call."]}
     ok = {**VALID, "direction": "outbound", "phone_number": "+14155550100"}
     assert post_raw(alice_api, "/voice/sessions", json.dumps(ok)).status_code == 201
 
@@ -194,7 +195,7 @@ def test_a_variable_name_with_a_trailing_newline_is_refused(alice_api):
     body = json.dumps({**VALID, "dynamic_variables": {"name\n": "Ada"}})
     response = post_raw(alice_api, "/voice/sessions", body)
     assert response.status_code == 400
-    assert "not a variable name" in response.json()["dynamic_variables"][0]
+    assert "not a variable name" in response.json()["error"]["fields"]["dynamic_variables"][0]
 
 
 def test_a_conversation_id_with_a_trailing_newline_does_not_match():
@@ -238,7 +239,7 @@ def test_wrong_types_in_a_signed_transcription_are_a_400_noted_as_malformed(deli
     events = session.events.count()
     response = deliver(envelope("post_call_transcription", transcription_with(**change)))
     assert response.status_code == 400
-    assert field in response.json()["error"]
+    assert field in response.json()["error"]["message"]
     delivery = WebhookDelivery.objects.get()
     assert (delivery.outcome, delivery.event_type, delivery.conversation_id) == (
         "malformed",
@@ -277,7 +278,7 @@ def test_hostile_json_in_a_signed_webhook_is_a_400_json_answer(deliver, body, me
     session = active_session()
     response = deliver(body)
     assert response.status_code == 400
-    assert message in response.json()["error"]
+    assert message in response.json()["error"]["message"]
     assert WebhookDelivery.objects.get().outcome == "malformed"
     session.refresh_from_db()
     assert session.status == "active"
@@ -288,7 +289,7 @@ def test_a_webhook_holding_too_many_values_is_refused_before_parsing(deliver, se
     active_session()
     response = deliver(envelope("post_call_transcription", {**TRANSCRIPTION_DATA, "extra": [0] * 2000}))
     assert response.status_code == 400
-    assert "more than 1000 values" in response.json()["error"]
+    assert "more than 1000 values" in response.json()["error"]["message"]
 
 
 # --- the reconciler's copy of the same data ------------------------------------------------------

@@ -122,7 +122,7 @@ def test_invalid_entries_are_refused_naming_the_field(alice_api, marker, body, f
     response = post(alice_api, body)
 
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["error"]["fields"]
     assert lines_with(marker) == []
 
 
@@ -131,7 +131,7 @@ def test_a_body_that_is_not_an_object_is_refused(alice_api):
     assert post(alice_api, ["level", "info"]).status_code == 400
     response = alice_api.post(URL, "{not json", content_type="application/json")
     assert response.status_code == 400
-    assert "detail" in response.json()
+    assert response.json()["error"]["code"] == "invalid_json"
 
 
 @pytest.mark.django_db
@@ -186,9 +186,9 @@ def test_a_body_over_the_size_cap_is_refused_and_not_written(alice_api, marker, 
     response = post(alice_api, body)
 
     assert response.status_code == 413
-    payload = response.json()
-    assert payload["limit"] == 512
-    assert "limit is 512 bytes" in payload["detail"]
+    payload = response.json()["error"]
+    assert (payload["code"], payload["limit"]) == ("body_too_large", 512)
+    assert "limit is 512 bytes" in payload["message"]
     assert lines_with(marker) == []
 
 
@@ -259,7 +259,7 @@ def test_a_bad_tail_is_refused_naming_it(staff_api, log_file, tail):
     response = staff_api.get(URL, {"tail": tail})
 
     assert response.status_code == 400
-    assert "tail" in response.json()
+    assert "tail" in response.json()["error"]["fields"]
 
 
 @pytest.mark.django_db

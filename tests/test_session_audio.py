@@ -106,7 +106,7 @@ def test_a_session_without_recording_answers_404_json(alice_api, silent):
     response = alice_api.get(audio_url(silent), HTTP_ACCEPT="audio/mpeg")
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "This session has no recording.", "code": "no_recording"}
+    assert response.json() == {"error": {"code": "no_recording", "message": "This session has no recording."}}
 
 
 def test_a_recording_missing_from_storage_answers_404_json(alice_api, recorded):
@@ -115,7 +115,7 @@ def test_a_recording_missing_from_storage_answers_404_json(alice_api, recorded):
     response = alice_api.get(audio_url(recorded))
 
     assert response.status_code == 404
-    assert response.json()["code"] == "recording_missing"
+    assert response.json()["error"]["code"] == "recording_missing"
 
 
 def test_the_media_url_serves_nothing(client, alice, recorded):
@@ -155,7 +155,7 @@ def test_a_range_past_the_end_answers_416_with_the_size(alice_api, recorded, hea
 
     assert response.status_code == 416
     assert response["Content-Range"] == f"bytes */{SIZE}"
-    assert response.json()["code"] == "range_not_satisfiable"
+    assert response.json()["error"]["code"] == "range_not_satisfiable"
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ def test_the_fourth_create_in_a_minute_is_refused_with_429_and_retry_after(alice
     assert [r.status_code for r in responses] == [201, 201, 201, 429]
     refused = responses[-1]
     assert 0 < int(refused["Retry-After"]) <= 60
-    assert "throttled" in refused.json()["detail"].lower()
+    assert "throttled" in refused.json()["error"]["message"].lower()
     assert VoiceSession.objects.count() == 3
 
 

@@ -66,7 +66,7 @@ def test_locale_is_normalised(alice_api):
 def test_each_validation_error_names_the_field_and_changes_nothing(alice_api, field, value, fragment):
     response = create(alice_api, **{field: value})
     assert response.status_code == 400
-    errors = response.json()
+    errors = response.json()["error"]["fields"]
     assert field in errors
     assert fragment in " ".join(errors[field])
     assert VoiceSession.objects.count() == 0
@@ -75,7 +75,7 @@ def test_each_validation_error_names_the_field_and_changes_nothing(alice_api, fi
 def test_missing_customer_id_is_required(alice_api):
     response = alice_api.post("/voice/sessions", {"direction": "inbound"}, format="json")
     assert response.status_code == 400
-    assert "required" in response.json()["customer_id"][0]
+    assert "required" in response.json()["error"]["fields"]["customer_id"][0]
 
 
 def test_malformed_json_is_a_400(alice_api):
@@ -122,7 +122,7 @@ def test_end_with_an_unknown_reason_is_400_and_changes_nothing(alice_api):
     session_id = create(alice_api).json()["session_id"]
     response = alice_api.put(f"/voice/sessions/{session_id}/end", {"reason": "bored"}, format="json")
     assert response.status_code == 400
-    assert "reason" in response.json()
+    assert "reason" in response.json()["error"]["fields"]
     assert VoiceSession.objects.get(pk=session_id).status == "created"
 
 
@@ -201,7 +201,7 @@ def test_list_is_paginated_and_filtered(alice_api):
 def test_bad_filters_are_400(alice_api, query):
     response = alice_api.get(f"/voice/sessions?{query}")
     assert response.status_code == 400
-    assert query.split("=")[0] in response.json()
+    assert query.split("=")[0] in response.json()["error"]["fields"]
 
 
 def test_the_browsable_api_renders_for_a_logged_in_browser(client, alice):

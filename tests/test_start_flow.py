@@ -145,7 +145,7 @@ def test_an_agent_type_without_an_agent_id_is_a_400_naming_the_variable(alice_ap
 def test_bad_input_is_a_400_and_calls_nobody(alice_api, upstream, field, value):
     response = start(alice_api, **{field: value})
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["error"]["fields"]
     assert VoiceSession.objects.count() == 0
     assert len(upstream.calls) == 0
 
@@ -153,7 +153,7 @@ def test_bad_input_is_a_400_and_calls_nobody(alice_api, upstream, field, value):
 def test_outbound_without_a_phone_number_is_a_400(alice_api, upstream):
     response = start(alice_api, direction="outbound")
     assert response.status_code == 400
-    assert "phoneNumber" in response.json()
+    assert "phoneNumber" in response.json()["error"]["fields"]
 
 
 # --- /api/elevenlabs --------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def test_start_conversation_twice_on_a_session_is_409(alice_api, upstream):
     alice_api.post("/api/elevenlabs", payload, format="json")
     response = alice_api.post("/api/elevenlabs", payload, format="json")
     assert response.status_code == 409
-    assert response.json()["status"] == "connecting"
+    assert response.json()["error"]["current_status"] == "connecting"
 
 
 def test_start_conversation_without_a_session_creates_one(alice_api, upstream):
@@ -210,7 +210,7 @@ def test_end_conversation_ends_the_session(alice_api):
 def test_elevenlabs_action_validation(alice_api, payload, field):
     response = alice_api.post("/api/elevenlabs", payload, format="json")
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["error"]["fields"]
 
 
 def test_end_conversation_of_someone_elses_session_is_404(alice_api, bob_api):

@@ -170,7 +170,7 @@ def test_audio_that_is_not_base64_is_refused_with_400_and_only_noted_as_malforme
     body = envelope("post_call_audio", {"conversation_id": "conv_1", "full_audio": full_audio})
     response = deliver(body)
     assert response.status_code == 400
-    assert "full_audio" in response.json()["error"]
+    assert "full_audio" in response.json()["error"]["message"]
     assert only_noted_as_malformed()
     session.refresh_from_db()
     assert not session.audio and session.events.count() == events
@@ -249,7 +249,7 @@ def test_malformed_bodies_with_a_valid_signature_get_400_and_are_only_noted_as_m
     events = session.events.count()
     response = deliver(body)
     assert response.status_code == 400
-    assert response.json()["error"]
+    assert response.json()["error"]["code"] == "malformed_delivery"
     assert only_noted_as_malformed()
     session.refresh_from_db()
     assert session.status == "active" and session.events.count() == events
@@ -393,7 +393,7 @@ def test_a_failure_while_applying_rolls_back_answers_500_and_a_retry_succeeds(de
     monkeypatch.setattr(ingest, "session_store_post_call", broken)
     response = deliver(transcription())
     assert response.status_code == 500
-    assert "logged" in response.json()["error"] and "database went away" not in response.content.decode()
+    assert "logged" in response.json()["error"]["message"] and "database went away" not in response.content.decode()
     failed = WebhookDelivery.objects.get()
     assert failed.outcome == "ignored" and "RuntimeError" in failed.error
     session.refresh_from_db()

@@ -237,7 +237,7 @@ def test_a_signed_webhook_nested_100000_deep_is_refused_while_health_keeps_answe
 
     assert response.status_code == 400
     assert response.headers["Content-Type"] == "application/json"
-    assert "deeper than" in response.json()["error"]
+    assert "deeper than" in response.json()["error"]["message"]
     assert probes and all(status == 200 for status, _ in probes), probes
     # Generous for a loaded 2-core machine; a starved worker would not answer for minutes.
     assert max(seconds for _, seconds in probes) < 3.0, probes

@@ -258,7 +258,7 @@ def test_endpoint_refuses_bad_signatures_with_401_and_stores_nothing(client, set
     with caplog.at_level(logging.WARNING, logger="voiceagent.elevenlabs.webhook"):
         response = post(client, BODY, header)
     assert response.status_code == 401
-    assert reason in response.json()["error"]
+    assert reason in response.json()["error"]["message"]
     assert nothing_stored()
     session.refresh_from_db()
     assert session.status == "active" and session.transcript == []
@@ -280,7 +280,7 @@ def test_endpoint_without_a_secret_answers_503_and_accepts_nothing(client, setti
     ):
         response = post(client, BODY, header)
         assert response.status_code == 503
-        assert "not configured" in response.json()["error"]
+        assert "not configured" in response.json()["error"]["message"]
     assert nothing_stored()
 
 
@@ -309,7 +309,7 @@ def test_the_simulator_key_is_refused_for_a_real_sessions_conversation(client, s
         response = post(client, body, sign(body, secret=simulator_signing_secret()))
 
         assert response.status_code == 401
-        assert "simulated" in response.json()["error"]
+        assert "simulated" in response.json()["error"]["message"]
     assert not WebhookDelivery.objects.exists()
     real.refresh_from_db()
     assert real.post_call_received_at is None

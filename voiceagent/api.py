@@ -1,18 +1,28 @@
-"""API-wide error shape: every failure is JSON with a 4xx/5xx status, never a stack trace."""
+"""The API's one exception handler: every failure of a DRF view is JSON in the one error shape.
+
+``{"error": {"code", "message", …}}`` (voiceagent.errors): an :class:`ApplicationError` renders
+itself; DRF's own exceptions keep their status and headers (WWW-Authenticate, Retry-After) and
+get a body in the shape, validation errors with ``fields``; an unavailable database is 503;
+anything else is logged and answered 500 ``internal_error``, never a traceback.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from django.utils.csp import CSP
-from rest_framework import renderers, status
+from rest_framework import exceptions, renderers
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from elevenlabs.credentials import AgentNotConfigured
+from elevenlabs.client import ElevenLabsError
+from sessions.serializers import SessionOutput
 from sessions.services import (
     ConversationAlreadyClaimed,
     ConversationMismatch,
@@ -20,84 +30,142 @@ from sessions.services import (
     SessionError,
     StartFailed,
 )
-from voiceagent.faults import (
-    RETRY_AFTER_SECONDS,
-    database_unavailable,
-    database_unavailable_body,
-    log_database_unavailable,
-)
-from voiceagent.public_url import PublicBaseUrlMissing
+from voiceagent.bodylimit import RequestBodyTooLarge
+from voiceagent.errors import ApplicationError, error_body
+from voiceagent.faults import DatabaseUnavailable, database_unavailable, log_database_unavailable
 
 logger = logging.getLogger("voiceagent.api")
 
+# How many field problems the message of a validation error spells out; ``fields`` has them all.
+SUMMARY_FIELDS = 5
+INTERNAL_ERROR_MESSAGE = "Internal error; it has been logged."
+
 
 def exception_handler(exc, context):
-    if isinstance(exc, StartFailed):
-        return start_failed_response(exc)
-    if isinstance(exc, PublicBaseUrlMissing):
-        return Response(
-            {"error": {"code": exc.code, "message": str(exc), "variable": exc.variable}},
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-    if isinstance(exc, AgentNotConfigured):
-        return Response(
-            {"error": {"code": exc.code, "message": str(exc), "variable": exc.variable}},
-            status=status.HTTP_400_BAD_REQUEST,
-        )
-    if isinstance(exc, InvalidTransition):
-        return Response(
-            {"detail": str(exc), "code": exc.code, "status": exc.current_status},
-            status=status.HTTP_409_CONFLICT,
-        )
-    if isinstance(exc, ConversationAlreadyClaimed):
-        return Response(
-            {"detail": str(exc), "code": exc.code, "conversation_id": exc.conversation_id},
-            status=status.HTTP_409_CONFLICT,
-        )
-    if isinstance(exc, ConversationMismatch):
-        return Response(
-            {"detail": str(exc), "code": exc.code, "conversation_id": exc.conversation_id},
-            status=status.HTTP_409_CONFLICT,
-        )
-    if isinstance(exc, SessionError):
-        return Response({"detail": str(exc), "code": exc.code}, status=status.HTTP_400_BAD_REQUEST)
+    exc = legacy_application_error(exc) or exc
     if database_unavailable(exc):
         log_database_unavailable(context["request"], exc)
-        return Response(
-            database_unavailable_body(),
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-    if isinstance(exc, RequestDataTooBig):
-        return Response({"detail": "Request body too large."}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-    response = drf_exception_handler(exc, context)
-    if response is None and not isinstance(exc, (Http404, PermissionDenied)):
-        # Anything unexpected: log it (redacted, with the traceback) and answer a clean 500.
+        exc = DatabaseUnavailable()
+    elif isinstance(exc, RequestDataTooBig):  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE, read through request.body
+        exc = RequestBodyTooLarge(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
+    if isinstance(exc, ApplicationError):
+        return Response(exc.body(), status=exc.status, headers=exc.headers())
+    if not isinstance(exc, exceptions.APIException):
         logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
-        return Response(
-            {"detail": "Internal error; it has been logged.", "code": "internal_error"},
-            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
-        )
+        return Response(error_body("internal_error", INTERNAL_ERROR_MESSAGE), status=500)
+    # DRF's handler decides the status and headers (WWW-Authenticate, Retry-After) and rolls
+    # back; only the body is ours.
+    response = drf_exception_handler(exc, context)
+    response.data = api_exception_body(exc)
     return response
 
 
-def start_failed_response(exc: StartFailed) -> Response:
-    """ElevenLabs' own status and message, and the session we kept (now failed)."""
-    from elevenlabs.client import ElevenLabsError
-    from sessions.serializers import SessionOutput
+def api_exception_body(exc: exceptions.APIException) -> dict[str, Any]:
+    if isinstance(exc, exceptions.ValidationError):
+        return validation_error_body(exc.detail)
+    if isinstance(exc.detail, (list, dict)):  # another exception raised with structured detail
+        return error_body(exc.default_code, "; ".join(" ".join(m) for m in flatten_errors(exc.detail).values()))
+    extra: dict[str, Any] = {}
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        extra["retry_after"] = math.ceil(exc.wait)
+    # The detail's code: not_authenticated, throttled, ... or a parser's own (json_too_deep, ...).
+    return error_body(str(exc.detail.code or exc.default_code), str(exc.detail), **extra)
 
-    error = exc.error
-    if isinstance(error, ElevenLabsError):
-        body, http_status = error.as_dict(), error.http_status
+
+def validation_error_body(detail: Any) -> dict[str, Any]:
+    """400 ``invalid``: each field with its messages, nested names dotted, and a readable summary.
+
+    Errors that belong to no field (a ``non_field_errors`` list, or a bare ValidationError)
+    make up the message; a nested serializer's own non-field errors belong to its field name.
+    """
+    fields = flatten_errors(detail)
+    general = fields.pop("", [])
+    parts = general + [f"{name}: {' '.join(messages)}" for name, messages in fields.items()]
+    message = "; ".join(parts[: len(general) + SUMMARY_FIELDS]) or "Invalid input."
+    if len(parts) > len(general) + SUMMARY_FIELDS:
+        message += f"; and {len(parts) - len(general) - SUMMARY_FIELDS} more"
+    return error_body("invalid", message, fields=fields) if fields else error_body("invalid", message)
+
+
+def flatten_errors(detail: Any, path: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as ``{"name": [...], "items.0.name": [...]}``; "" holds non-field errors."""
+    fields: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = path if str(key) == api_settings.NON_FIELD_ERRORS_KEY else _join(path, key)
+            for child, messages in flatten_errors(value, name).items():
+                fields.setdefault(child, []).extend(messages)
+    elif isinstance(detail, list):
+        for index, item in enumerate(detail):
+            # A list of messages belongs to its field; a list of objects (many=True) is numbered.
+            child_path = path if not isinstance(item, (dict, list)) else _join(path, index)
+            for child, messages in flatten_errors(item, child_path).items():
+                fields.setdefault(child, []).extend(messages)
     else:
-        body = {
-            "code": "internal_error",
-            "message": exc.session.failure_message,
-            "upstream_status": None,
-            "upstream_code": None,
-        }
-        http_status = status.HTTP_502_BAD_GATEWAY
-    return Response({"error": body, "backend_session": SessionOutput(exc.session).data}, status=http_status)
+        fields[path] = [str(detail)]
+    return fields
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+# --- Adapter for exceptions that are not ApplicationError yet -----------------------------------
+# Issue 9: the session exceptions become ApplicationError subclasses (sessions/errors.py) in a
+# parallel branch; until that merges, this maps them to the shape. Delete it on merge.
+
+
+def legacy_application_error(exc: Exception) -> ApplicationError | None:
+    if isinstance(exc, StartFailed):
+        return StartFailedError(exc)
+    if isinstance(exc, ElevenLabsError):
+        return upstream_error(exc)
+    if isinstance(exc, InvalidTransition):
+        return ApplicationError(str(exc), code=exc.code, status=409, current_status=exc.current_status)
+    if isinstance(exc, (ConversationAlreadyClaimed, ConversationMismatch)):
+        return ApplicationError(str(exc), code=exc.code, status=409, conversation_id=exc.conversation_id)
+    if isinstance(exc, SessionError):
+        return ApplicationError(str(exc), code=exc.code, status=400)
+    return None
+
+
+def upstream_error(error: ElevenLabsError) -> ApplicationError:
+    """ElevenLabs' own message and code, with its status as ``upstream_status``."""
+    return ApplicationError(
+        error.message,
+        code=error.code,
+        status=error.http_status,
+        upstream_status=error.status,
+        upstream_code=error.upstream_code,
+    )
+
+
+class StartFailedError(ApplicationError):
+    """The start flow's failure: ElevenLabs' error, and beside it the session we kept (now failed)."""
+
+    def __init__(self, exc: StartFailed):
+        if isinstance(exc.error, ElevenLabsError):
+            upstream = upstream_error(exc.error)
+        else:
+            upstream = ApplicationError(
+                exc.session.failure_message,
+                code="internal_error",
+                status=502,
+                upstream_status=None,
+                upstream_code=None,
+            )
+        super().__init__(upstream.message, code=upstream.code, status=upstream.status, **upstream.extra)
+        self.session = exc.session
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "backend_session": SessionOutput(self.session).data}
+
+
+# --- Renderers ------------------------------------------------------------------------------------
 
 
 class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):

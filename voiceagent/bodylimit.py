@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from voiceagent.errors import ApplicationError
+
 logger = logging.getLogger("voiceagent.bodylimit")
 
 Scope = dict[str, Any]
@@ -48,17 +50,21 @@ class Refusal:
 BeforeBody = Callable[[Scope], Refusal | None]
 
 
+class RequestBodyTooLarge(ApplicationError):
+    """413: the body is over the cap of its route (``limit`` bytes), wherever that is noticed."""
+
+    status = 413
+    code = "body_too_large"
+
+    def __init__(self, limit: int, message: str | None = None):
+        message = message or f"The request body is larger than this endpoint accepts ({limit} bytes)."
+        super().__init__(message, limit=limit)
+        self.limit = limit
+
+
 def body_too_large(limit: int) -> Refusal:
-    return Refusal(
-        413,
-        {
-            "error": {
-                "code": "body_too_large",
-                "message": f"The request body is larger than this endpoint accepts ({limit} bytes).",
-                "limit": limit,
-            }
-        },
-    )
+    error = RequestBodyTooLarge(limit)
+    return Refusal(error.status, error.body())
 
 
 def header_value(scope: Scope, name: str) -> str | None:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import logging
 
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
+
+from voiceagent.errors import ApplicationError
 
 logger = logging.getLogger("voiceagent.faults")
 
@@ -30,8 +32,17 @@ def database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, DATABASE_UNAVAILABLE_ERRORS)
 
 
-def database_unavailable_body() -> dict:
-    return {"error": {"code": "database_unavailable", "message": DATABASE_UNAVAILABLE_MESSAGE}}
+class DatabaseUnavailable(ApplicationError):
+    """503 with Retry-After: the request failed on the database, not on anything it sent."""
+
+    status = 503
+    code = "database_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(DATABASE_UNAVAILABLE_MESSAGE)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 def wants_html(request: HttpRequest) -> bool:
@@ -45,11 +56,8 @@ def database_unavailable_response(request: HttpRequest) -> HttpResponse:
     if wants_html(request):
         # Rendered without the request: its context processors would read the user from the database.
         page = render_to_string("voiceagent/database_unavailable.html", {"message": DATABASE_UNAVAILABLE_MESSAGE})
-        response = HttpResponse(page, status=503)
-    else:
-        response = JsonResponse(database_unavailable_body(), status=503)
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
+        return HttpResponse(page, status=503, headers=DatabaseUnavailable().headers())
+    return DatabaseUnavailable().as_response()
 
 
 def log_database_unavailable(request: HttpRequest, exc: BaseException) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import ipaddress
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+from voiceagent.errors import error_response
 from voiceagent.faults import wants_html
 
 
@@ -59,7 +60,6 @@ def lockout_response(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         template = "voiceagent/locked_out_admin.html" if admin_door else settings.LOGIN_LOCKOUT_TEMPLATE
         response = render(request, template, {"message": message}, status=429)
     else:
-        body = {"error": {"code": "login_locked_out", "message": message, "retry_after": retry_after}}
-        response = JsonResponse(body, status=429)
+        response = error_response(429, "login_locked_out", message, retry_after=retry_after)
     response["Retry-After"] = str(retry_after)
     return response

@@ -2,16 +2,17 @@
 
 DRF's own parser reads the whole stream (Django's DATA_UPLOAD_MAX_MEMORY_SIZE only
 guards ``request.body``) and lets ``RecursionError`` escape as a 500; this one reads at
-most API_MAX_BODY_BYTES + 1 bytes and answers every refusal as DRF's ParseError (400).
+most API_MAX_BODY_BYTES + 1 bytes and answers every refusal as DRF's ParseError (400) with
+the refusal's own code (``json_too_deep``, ``invalid_json``, ...), or 413 for a body over the cap.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+from voiceagent.bodylimit import RequestBodyTooLarge
 from voiceagent.jsonlimits import JsonRejected, loads_bounded
 
 
@@ -20,8 +21,7 @@ class BoundedJSONParser(JSONParser):
         max_bytes = settings.API_MAX_BODY_BYTES
         raw = stream.read(max_bytes + 1)
         if len(raw) > max_bytes:
-            # Answered 413 by the API's exception handler, like any other body over its cap.
-            raise RequestDataTooBig(f"JSON body larger than {max_bytes} bytes.")
+            raise RequestBodyTooLarge(max_bytes)
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             text = raw.decode(encoding)

@@ -14,19 +14,23 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest
 
+from voiceagent.errors import ApplicationError
+
 _current_request: ContextVar[HttpRequest | None] = ContextVar("voiceagent_current_request", default=None)
 
 
-class PublicBaseUrlMissing(Exception):
+class PublicBaseUrlMissing(ApplicationError):
     """Something needs to tell clients where we are (the simulated agent's URLs), and nothing says."""
 
+    status = 503
     code = "public_base_url_missing"
     variable = "PUBLIC_BASE_URL"
 
     def __init__(self) -> None:
         super().__init__(
             "The simulated agent needs PUBLIC_BASE_URL (where clients reach this service, "
-            "e.g. https://voice.example.com); it is not set."
+            "e.g. https://voice.example.com); it is not set.",
+            variable=self.variable,
         )
 
 

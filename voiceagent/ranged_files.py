@@ -17,9 +17,11 @@ from typing import IO
 
 from asgiref.sync import sync_to_async
 from django.core.files.storage import Storage
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.utils.cache import quote_etag
 from django.utils.http import content_disposition_header, parse_etags
+
+from voiceagent.errors import error_response
 
 BLOCK_SIZE = 64 * 1024
 # Longer headers are not one sane range; the cap also keeps int() away from huge digit strings.
@@ -131,9 +133,10 @@ def stored_file_response(
         # A range of a different version is no use to the client: it gets the whole file.
         wanted = parse_byte_range(request.headers.get("Range"), size) if if_range in (None, etag) else None
     except RangeNotSatisfiable:
-        return JsonResponse(
-            {"detail": f"Range not satisfiable: the file has {size} bytes.", "code": "range_not_satisfiable"},
-            status=416,
+        return error_response(
+            416,
+            "range_not_satisfiable",
+            f"Range not satisfiable: the file has {size} bytes.",
             headers={**headers, "Content-Range": f"bytes */{size}"},
         )
     byte_range = wanted or ByteRange(0, size - 1)

@@ -50,6 +50,8 @@ PUBLIC_BASE_URL = env_url(env, "PUBLIC_BASE_URL", default="", example="https://v
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# A CSRF failure on an API path answers JSON in the error shape; elsewhere Django's page.
+CSRF_FAILURE_VIEW = "voiceagent.views.csrf_failure"
 
 INSTALLED_APPS = [
     "daphne",  # makes `runserver` serve ASGI (HTTP and the simulator's WebSocket)

@@ -25,6 +25,12 @@ accounts = [
     ),
 ]
 
+# Outside DRF's views, errors on the API's paths are JSON in the one shape; HTML pages elsewhere.
+handler400 = views.bad_request
+handler403 = views.permission_denied
+handler404 = views.page_not_found
+handler500 = views.server_error
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("favicon.ico", views.favicon, name="favicon"),

@@ -1,4 +1,8 @@
-"""Project-level endpoints: health, the client log API and the API docs page."""
+"""Project-level endpoints: health, the client log API, the API docs page, and Django's error views.
+
+The error views (handler404/500/400/403 and CSRF_FAILURE_VIEW) answer JSON in the one error
+shape on the API's paths (voiceagent.errors.is_api_path) and Django's HTML pages elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.csp import CSP
+from django.views import csrf, defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_safe
@@ -31,8 +36,10 @@ from rest_framework.views import APIView
 from elevenlabs.checks import configuration_status
 from sessions.models import VoiceSession
 from sessions.selectors import session_visible_to
-from voiceagent.api import JsonErrors
+from voiceagent.api import INTERNAL_ERROR_MESSAGE, JsonErrors
+from voiceagent.bodylimit import RequestBodyTooLarge
 from voiceagent.db.probe import write_lock_probe
+from voiceagent.errors import MethodNotAllowed, error_response, is_api_path
 from voiceagent.logging import escape_control, session_context
 from voiceagent.logtail import tail_lines
 from voiceagent.throttling import SettingsRateThrottle
@@ -122,14 +129,16 @@ database_status_cache = DatabaseStatusCache()
 
 
 @never_cache
-@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness and configuration for load balancers and operators; needs no login.
 
     503 when the database is unreachable ("error") or cannot take the write lock quickly
     ("degraded"): sessions cannot start and webhooks cannot be stored, so a load balancer
-    should send traffic elsewhere, if it has anywhere.
+    should send traffic elsewhere, if it has anywhere. That 503 carries the health report, not
+    the error shape: it answers the question asked, and monitors read ``status`` from it.
     """
+    if request.method not in ("GET", "HEAD"):
+        return MethodNotAllowed(request.method, ["GET", "HEAD"]).as_response()
     database = database_status_cache.get()
     if database["ok"]:
         overall = "ok"
@@ -221,21 +230,26 @@ class ClientLogApi(APIView):
         request=ClientLogInput,
         responses={
             201: ClientLogOutput,
-            413: inline_serializer("ClientLogTooLarge", {"detail": serializers.CharField()}),
+            413: inline_serializer(
+                "ClientLogTooLarge",
+                {
+                    "error": inline_serializer(
+                        "ClientLogTooLargeError",
+                        {
+                            "code": serializers.CharField(),
+                            "message": serializers.CharField(),
+                            "limit": serializers.IntegerField(),
+                        },
+                    )
+                },
+            ),
         },
     )
     def post(self, request: Request) -> Response:
         size = _body_too_large(request)
         if size is not None:
             limit = settings.CLIENT_LOG_MAX_BYTES
-            return Response(
-                {
-                    "detail": f"Log entry is {size} bytes; the limit is {limit} bytes.",
-                    "code": "too_large",
-                    "limit": limit,
-                },
-                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
+            raise RequestBodyTooLarge(limit, f"Log entry is {size} bytes; the limit is {limit} bytes.")
         data = ClientLogInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
@@ -305,3 +319,40 @@ def favicon(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(status=204)
     response["Cache-Control"] = "public, max-age=86400"
     return response
+
+
+# --- Django's error views --------------------------------------------------------------------------
+# DRF views answer their own errors (voiceagent.api.exception_handler); these cover what happens
+# outside them: an unknown URL, a crash in a plain view, a CSRF failure, a suspicious request.
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if is_api_path(request.path):
+        return error_response(404, "not_found", "Not found.")
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    # Django has logged the exception (django.request) before it calls this.
+    if is_api_path(request.path):
+        return error_response(500, "internal_error", INTERNAL_ERROR_MESSAGE)
+    return defaults.server_error(request)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    # A SuspiciousOperation; its message may quote the request's headers, so it is not repeated.
+    if is_api_path(request.path):
+        return error_response(400, "bad_request", "Bad request.")
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if is_api_path(request.path):
+        return error_response(403, "permission_denied", "You do not have permission to perform this action.")
+    return defaults.permission_denied(request, exception)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    if is_api_path(request.path):
+        return error_response(403, "csrf_failed", f"CSRF verification failed: {reason}")
+    return csrf.csrf_failure(request, reason)

@@ -136,13 +136,8 @@ async function showSession(sessionId) {
 }
 
 function describeFailure({ status, data }) {
+  // Every JSON error is {"error": {"code", "message", ...}}; the message names the fields at fault.
   if (data?.error?.message) return data.error.message;
-  if (data?.detail) return String(data.detail);
-  if (data && typeof data === "object") {
-    // DRF field errors: {"customerId": ["..."]}
-    const parts = Object.entries(data).map(([field, errors]) => `${field}: ${[].concat(errors).join(" ")}`);
-    if (parts.length) return parts.join("; ");
-  }
   return `The server answered HTTP ${status}.`;
 }
 
