@@ -84,10 +84,10 @@ def validation_error_body(detail: Any) -> dict[str, Any]:
     """
     fields = flatten_errors(detail)
     general = fields.pop("", [])
-    parts = general + [f"{name}: {' '.join(messages)}" for name, messages in fields.items()]
-    message = "; ".join(parts[: len(general) + SUMMARY_FIELDS]) or "Invalid input."
-    if len(parts) > len(general) + SUMMARY_FIELDS:
-        message += f"; and {len(parts) - len(general) - SUMMARY_FIELDS} more"
+    named = [f"{name}: {' '.join(messages)}" for name, messages in fields.items()]
+    message = " ".join(general + named[:SUMMARY_FIELDS]) or "Invalid input."
+    if len(named) > SUMMARY_FIELDS:
+        message += f" (and {len(named) - SUMMARY_FIELDS} more fields)"
     return error_body("invalid", message, fields=fields) if fields else error_body("invalid", message)
 
 
