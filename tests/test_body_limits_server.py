@@ -205,7 +205,9 @@ def test_a_stale_webhook_signed_with_our_secret_is_refused_before_its_body_is_re
         capped_server, "/elevenlabs/webhook", headers={"ElevenLabs-Signature": header}, body_bytes=body_bytes
     )
     assert_refused_early(exchange, 401)
-    assert exchange.json() == {"error": "Invalid signature: signature timestamp too old."}
+    assert exchange.json() == {
+        "error": {"code": "invalid_signature", "message": "Invalid signature: signature timestamp too old."}
+    }
     assert exchange.sent < body_bytes
     assert not WebhookDelivery.objects.exists()
 
@@ -213,7 +215,9 @@ def test_a_stale_webhook_signed_with_our_secret_is_refused_before_its_body_is_re
 def test_an_unsigned_webhook_is_refused_before_its_body_is_read(capped_server):
     exchange = stream_post(capped_server, "/elevenlabs/webhook")
     assert_refused_early(exchange, 401)
-    assert exchange.json() == {"error": "Invalid signature: missing signature header."}
+    assert exchange.json() == {
+        "error": {"code": "invalid_signature", "message": "Invalid signature: missing signature header."}
+    }
 
 
 def test_requests_of_ordinary_size_still_work(capped_server, token):

@@ -131,7 +131,9 @@ def test_the_server_refuses_a_large_delivery_with_a_bad_signature(live_asgi_serv
         timeout=(5, 60),
     )
     assert response.status_code == 401
-    assert response.json() == {"error": "Invalid signature: signature mismatch."}
+    assert response.json() == {
+        "error": {"code": "invalid_signature", "message": "Invalid signature: signature mismatch."}
+    }
     assert not WebhookDelivery.objects.exists()
 
 
