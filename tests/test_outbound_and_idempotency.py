@@ -91,11 +91,11 @@ def test_outbound_without_a_phone_number_id_is_400(alice_api, upstream, settings
     settings.ELEVENLABS_PHONE_NUMBER_ID = ""
     response = alice_api.post("/api/voice/sessions", CALL, format="json")
     assert response.status_code == 400
-    assert "ELEVENLABS_PHONE_NUMBER_ID" in response.json()["detail"]
+    assert "ELEVENLABS_PHONE_NUMBER_ID" in response.json()["error"]["message"]
     assert VoiceSession.objects.count() == 0
 
 
 def test_outbound_is_not_simulated(alice_api, simulation_mode):
     response = alice_api.post("/api/voice/sessions", CALL, format="json")
     assert response.status_code == 400
-    assert "not simulated" in response.json()["detail"]
+    assert "not simulated" in response.json()["error"]["message"]

@@ -13,13 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from elevenlabs.credentials import AgentNotConfigured
-from sessions.services import (
-    ConversationAlreadyClaimed,
-    ConversationMismatch,
-    InvalidTransition,
-    SessionError,
-    StartFailed,
-)
+from voiceagent.errors import ApplicationError
 from voiceagent.faults import (
     RETRY_AFTER_SECONDS,
     database_unavailable,
@@ -32,8 +26,8 @@ logger = logging.getLogger("voiceagent.api")
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, StartFailed):
-        return start_failed_response(exc)
+    if isinstance(exc, ApplicationError):
+        return Response(exc.body(), status=exc.status)
     if isinstance(exc, PublicBaseUrlMissing):
         return Response(
             {"error": {"code": exc.code, "message": str(exc), "variable": exc.variable}},
@@ -44,23 +38,6 @@ def exception_handler(exc, context):
             {"error": {"code": exc.code, "message": str(exc), "variable": exc.variable}},
             status=status.HTTP_400_BAD_REQUEST,
         )
-    if isinstance(exc, InvalidTransition):
-        return Response(
-            {"detail": str(exc), "code": exc.code, "status": exc.current_status},
-            status=status.HTTP_409_CONFLICT,
-        )
-    if isinstance(exc, ConversationAlreadyClaimed):
-        return Response(
-            {"detail": str(exc), "code": exc.code, "conversation_id": exc.conversation_id},
-            status=status.HTTP_409_CONFLICT,
-        )
-    if isinstance(exc, ConversationMismatch):
-        return Response(
-            {"detail": str(exc), "code": exc.code, "conversation_id": exc.conversation_id},
-            status=status.HTTP_409_CONFLICT,
-        )
-    if isinstance(exc, SessionError):
-        return Response({"detail": str(exc), "code": exc.code}, status=status.HTTP_400_BAD_REQUEST)
     if database_unavailable(exc):
         log_database_unavailable(context["request"], exc)
         return Response(
@@ -79,25 +56,6 @@ def exception_handler(exc, context):
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     return response
-
-
-def start_failed_response(exc: StartFailed) -> Response:
-    """ElevenLabs' own status and message, and the session we kept (now failed)."""
-    from elevenlabs.client import ElevenLabsError
-    from sessions.serializers import SessionOutput
-
-    error = exc.error
-    if isinstance(error, ElevenLabsError):
-        body, http_status = error.as_dict(), error.http_status
-    else:
-        body = {
-            "code": "internal_error",
-            "message": exc.session.failure_message,
-            "upstream_status": None,
-            "upstream_code": None,
-        }
-        http_status = status.HTTP_502_BAD_GATEWAY
-    return Response({"error": body, "backend_session": SessionOutput(exc.session).data}, status=http_status)
 
 
 class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
