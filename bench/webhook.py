@@ -57,13 +57,13 @@ WARM_AUDIO_CONVERSATION = "conv_bench_audio_warm"
 # Claims conversations the way the start flow and the browser do: created -> connecting -> active.
 _CLAIM = """
 import json, os
-from sessions import services
+from sessions.services import lifecycle
 for conversation_id in json.loads(os.environ["BENCH_CONVERSATION_IDS"]):
-    session = services.session_create(customer_id="bench-" + conversation_id[-12:])
-    services.session_mark_connecting(
+    session = lifecycle.session_create(customer_id="bench-" + conversation_id[-12:])
+    lifecycle.session_mark_connecting(
         session=session, agent_id="agent_bench_support", connection_type="webrtc", simulation=False
     )
-    services.session_activate(session=session, conversation_id=conversation_id)
+    lifecycle.session_activate(session=session, conversation_id=conversation_id)
 """
 
 _CHECK = """

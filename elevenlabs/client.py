@@ -25,7 +25,6 @@ import email.utils
 import logging
 import math
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ from tenacity.wait import wait_base, wait_exponential_jitter
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
 from elevenlabs.postcall import post_call_problem
+from sessions.validators import CONVERSATION_ID
 from voiceagent.jsonlimits import loads_bounded
 from voiceagent.timing import record_upstream
 
@@ -57,14 +57,8 @@ OUTBOUND_CALL_PATHS = {
     "sip_trunk": "/v1/convai/sip-trunk/outbound-call",
 }
 
-# Conversation ids go into the URL path. ElevenLabs' ids look like
-# "conv_01jx..."; refusing anything else (notably "." and "..", which URL
-# normalisation would resolve) keeps a caller's value from reaching another endpoint.
-# The shape of an ElevenLabs conversation id wherever one arrives (API, webhook, URL path); 128 is what we store.
 # ElevenLabs' bodies nest a handful of levels; deeper is a broken or hostile answer, not data (a ValueError).
 MAX_RESPONSE_DEPTH = 64
-# Anchored with \A and \Z: "$" also matches before a final newline, so "conv\n" would pass.
-CONVERSATION_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
 
 
 class ElevenLabsError(Exception):

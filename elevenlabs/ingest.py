@@ -32,18 +32,18 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from elevenlabs.client import CONVERSATION_ID
 from elevenlabs.models import WebhookDelivery, WebhookOutcome
 from elevenlabs.postcall import post_call_problem
 from elevenlabs.webhooks import SignedBody
+from sessions.errors import InvalidTransition
 from sessions.models import EventKind, VoiceSession
-from sessions.services import (
-    InvalidTransition,
+from sessions.services.lifecycle import (
     session_fail,
     session_record_event,
     session_store_audio,
     session_store_post_call,
 )
+from sessions.validators import CONVERSATION_ID
 from voiceagent.faults import database_unavailable
 from voiceagent.jsonlimits import JsonRejected, JsonShapeScanner, path_of_nul
 from voiceagent.logging import session_context

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sessions.services import MAX_CALL_DURATION_SECS
+from sessions.services.lifecycle import MAX_CALL_DURATION_SECS
 
 _OPTIONAL_STRINGS = {
     "status": ("status",),

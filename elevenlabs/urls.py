@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from django.urls import path
 
-from elevenlabs import views
+from elevenlabs import apis, views
 
 urlpatterns = [
     path("elevenlabs/webhook", views.webhook, name="elevenlabs-webhook"),
+    path("api/voice/sessions", apis.StartSessionApi.as_view(), name="start-session"),
+    path("api/elevenlabs", apis.ElevenLabsActionApi.as_view(), name="elevenlabs-action"),
 ]

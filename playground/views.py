@@ -32,6 +32,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from playground import selectors
 from sessions.models import AgentType, VoiceSession
+from sessions.platform import session_runs_simulated
 from sessions.selectors import session_visible_to
 from voiceagent.logtail import tail_lines
 
@@ -97,7 +98,7 @@ def _status_context(session: VoiceSession | None) -> dict[str, Any]:
         "status_polling": session is not None and not session.is_terminal,
         "status_version": version,
         "client_error": client_error,
-        "simulation_mode": settings.SIMULATION_MODE,
+        "simulation_mode": session_runs_simulated(False),
     }
 
 

@@ -11,8 +11,8 @@ from django.utils.html import format_html
 from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
-from sessions import services
 from sessions.models import ApiToken, EndReason, SessionEvent, VoiceSession
+from sessions.services.lifecycle import session_end
 from voiceagent.admin_display import pretty_json, transcript_table
 
 
@@ -138,7 +138,7 @@ class VoiceSessionAdmin(admin.ModelAdmin):
         ended = 0
         for session in queryset:
             if not session.is_terminal:
-                services.session_end(session=session, reason=EndReason.OPERATOR)
+                session_end(session=session, reason=EndReason.OPERATOR)
                 ended += 1
         self.message_user(request, f"Ended {ended} session(s); the others had already finished.", messages.SUCCESS)
 

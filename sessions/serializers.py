@@ -6,34 +6,66 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from elevenlabs.client import CONVERSATION_ID
 from sessions.models import AgentType, Direction, EndReason, SessionEvent, VoiceSession
 from sessions.validators import (
+    CONVERSATION_ID,
+    LocaleField,
     StrictBooleanField,
     choice_field,
-    normalize_locale,
     validate_customer_id,
     validate_dynamic_variables,
     validate_phone_number,
 )
 
+# One definition per field of a new session, shared by every endpoint that creates one
+# (POST /voice/sessions here, snake_case; the /api/... ones in elevenlabs, camelCase with
+# ``source=`` the domain's name): validated data always carries session_create's keyword names.
+
+
+def customer_id_field(**kwargs) -> serializers.CharField:
+    return serializers.CharField(max_length=128, validators=[validate_customer_id], **kwargs)
+
+
+def agent_type_field(*, name: str, **kwargs) -> serializers.ChoiceField:
+    return choice_field(AgentType.choices, name=name, **kwargs)
+
+
+def direction_field(**kwargs) -> serializers.ChoiceField:
+    return choice_field(Direction.choices, name="direction", default=Direction.INBOUND, **kwargs)
+
+
+def locale_field(**kwargs) -> LocaleField:
+    return LocaleField(max_length=35, default="en-US", **kwargs)
+
+
+def phone_number_field(**kwargs) -> serializers.CharField:
+    return serializers.CharField(
+        max_length=16, required=False, default="", validators=[validate_phone_number], **kwargs
+    )
+
+
+def dynamic_variables_field(**kwargs) -> serializers.JSONField:
+    return serializers.JSONField(required=False, default=dict, validators=[validate_dynamic_variables], **kwargs)
+
+
+def require_phone_for_outbound(attrs: dict, *, field_name: str) -> dict:
+    """An outbound session dials someone: it needs the number (named as the caller sent it)."""
+    if attrs["direction"] == Direction.OUTBOUND and not attrs["phone_number"]:
+        raise serializers.ValidationError({field_name: "Required for an outbound call."})
+    return attrs
+
 
 class SessionCreateInput(serializers.Serializer):
-    customer_id = serializers.CharField(max_length=128, validators=[validate_customer_id])
-    direction = choice_field(Direction.choices, name="direction", default=Direction.INBOUND)
-    locale = serializers.CharField(max_length=35, default="en-US")
+    customer_id = customer_id_field()
+    direction = direction_field()
+    locale = locale_field()
     simulation = StrictBooleanField(default=False)
-    agent_type = choice_field(AgentType.choices, name="agent_type", default=AgentType.SUPPORT)
-    phone_number = serializers.CharField(max_length=16, required=False, default="", validators=[validate_phone_number])
-    dynamic_variables = serializers.JSONField(required=False, default=dict, validators=[validate_dynamic_variables])
-
-    def validate_locale(self, value: str) -> str:
-        return normalize_locale(value)
+    agent_type = agent_type_field(name="agent_type", default=AgentType.SUPPORT)
+    phone_number = phone_number_field()
+    dynamic_variables = dynamic_variables_field()
 
     def validate(self, attrs: dict) -> dict:
-        if attrs["direction"] == Direction.OUTBOUND and not attrs["phone_number"]:
-            raise serializers.ValidationError({"phone_number": "Required for an outbound call."})
-        return attrs
+        return require_phone_for_outbound(attrs, field_name="phone_number")
 
 
 class SessionEndInput(serializers.Serializer):
@@ -154,48 +186,4 @@ class SessionEventInput(serializers.Serializer):
         missing = [name for name in self.REQUIRED[attrs["type"]] if name not in attrs]
         if missing:
             raise serializers.ValidationError({name: f"Required for a {attrs['type']} event." for name in missing})
-        return attrs
-
-
-class StartSessionInput(serializers.Serializer):
-    """`POST /api/voice/sessions`, camelCase as the prototype's clients send it."""
-
-    agentType = choice_field(AgentType.choices, name="agentType")  # noqa: N815
-    customerId = serializers.CharField(max_length=128, validators=[validate_customer_id])  # noqa: N815
-    locale = serializers.CharField(max_length=35, default="en-US")
-    direction = choice_field(Direction.choices, name="direction", default=Direction.INBOUND)
-    dynamicVariables = serializers.JSONField(  # noqa: N815
-        required=False, default=dict, validators=[validate_dynamic_variables]
-    )
-    textOnly = StrictBooleanField(default=False)  # noqa: N815
-    simulation = StrictBooleanField(default=False)
-    phoneNumber = serializers.CharField(  # noqa: N815
-        max_length=16, required=False, default="", validators=[validate_phone_number]
-    )
-
-    def validate_locale(self, value: str) -> str:
-        return normalize_locale(value)
-
-    def validate(self, attrs: dict) -> dict:
-        if attrs["direction"] == Direction.OUTBOUND and not attrs["phoneNumber"]:
-            raise serializers.ValidationError({"phoneNumber": "Required for an outbound call."})
-        return attrs
-
-
-class ElevenLabsActionInput(serializers.Serializer):
-    """`POST /api/elevenlabs`, the prototype's wrapper around starting and ending conversations."""
-
-    action = choice_field([(a, a) for a in ("start_conversation", "end_conversation")], name="action")
-    agentType = choice_field(AgentType.choices, name="agentType", required=False)  # noqa: N815
-    sessionId = serializers.UUIDField(required=False)  # noqa: N815
-    customerId = serializers.CharField(  # noqa: N815
-        max_length=128, required=False, validators=[validate_customer_id]
-    )
-    textOnly = StrictBooleanField(default=False)  # noqa: N815
-
-    def validate(self, attrs: dict) -> dict:
-        if attrs["action"] == "end_conversation" and "sessionId" not in attrs:
-            raise serializers.ValidationError({"sessionId": "Required to end a conversation."})
-        if attrs["action"] == "start_conversation" and "sessionId" not in attrs and "agentType" not in attrs:
-            raise serializers.ValidationError({"agentType": "Required to start a conversation without a sessionId."})
         return attrs

@@ -8,6 +8,4 @@ urlpatterns = [
     path("voice/sessions/<uuid:session_id>/end", views.SessionEndApi.as_view(), name="session-end"),
     path("voice/sessions/<uuid:session_id>/audio", views.SessionAudioApi.as_view(), name="session-audio"),
     path("voice/sessions/<uuid:session_id>/events", views.SessionEventsApi.as_view(), name="session-events"),
-    path("api/voice/sessions", views.StartSessionApi.as_view(), name="start-session"),
-    path("api/elevenlabs", views.ElevenLabsActionApi.as_view(), name="elevenlabs-action"),
 ]

@@ -10,6 +10,10 @@ from rest_framework import serializers
 CUSTOMER_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}\Z")
 # BCP 47 language tag, the subset people use: language, optional script, optional region.
 LOCALE = re.compile(r"\A(?P<lang>[A-Za-z]{2,3})(?:-(?P<script>[A-Za-z]{4}))?(?:-(?P<region>[A-Za-z]{2}|\d{3}))?\Z")
+# The shape of an agent platform's conversation id wherever one arrives (API, webhook, URL path); 128 is what
+# we store. Letters, digits and . _ : - only (no "." or ".." alone: it goes into URL paths and file names).
+# Anchored with \A and \Z: "$" also matches before a final newline, so "conv\n" would pass.
+CONVERSATION_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
 E164 = re.compile(r"\A\+[1-9]\d{6,14}\Z")
 DYNAMIC_VARIABLE_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 MAX_DYNAMIC_VARIABLES = 50
@@ -36,6 +40,13 @@ def normalize_locale(value: str) -> str:
     if match["region"]:
         parts.append(match["region"].upper())
     return "-".join(parts)
+
+
+class LocaleField(serializers.CharField):
+    """A BCP 47 language tag, normalised (en-us -> en-US)."""
+
+    def to_internal_value(self, data) -> str:
+        return normalize_locale(super().to_internal_value(data))
 
 
 def validate_phone_number(value: str) -> str:

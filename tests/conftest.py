@@ -63,7 +63,6 @@ def fresh_throttles():
 def simulation_mode(settings):
     """No API key: the simulated agent stands in for ElevenLabs."""
     settings.ELEVENLABS_API_KEY = ""
-    settings.SIMULATION_MODE = True
     return settings
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sessions import services
 from sessions.models import VoiceSession
+from sessions.services import lifecycle
 
 pytestmark = pytest.mark.django_db
 
@@ -19,9 +19,9 @@ def operator(client, django_user_model):
 
 @pytest.fixture
 def finished(alice):
-    session = services.session_create(user=alice, customer_id="cust-admin", agent_type="sales")
-    services.session_mark_connecting(session=session, agent_id="agent_x", connection_type="websocket", simulation=True)
-    services.session_activate(session=session, conversation_id="conv_admin_1")
+    session = lifecycle.session_create(user=alice, customer_id="cust-admin", agent_type="sales")
+    lifecycle.session_mark_connecting(session=session, agent_id="agent_x", connection_type="websocket", simulation=True)
+    lifecycle.session_activate(session=session, conversation_id="conv_admin_1")
     conversation = {
         "transcript": [
             {"role": "agent", "message": "Hi, this is sales <b>", "time_in_call_secs": 0},
@@ -30,11 +30,11 @@ def finished(alice):
         "analysis": {"call_successful": "success", "transcript_summary": "Asked about price."},
         "metadata": {"call_duration_secs": 12, "termination_reason": "client disconnected"},
     }
-    return services.session_store_post_call(session=session, conversation=conversation, source="webhook")
+    return lifecycle.session_store_post_call(session=session, conversation=conversation, source="webhook")
 
 
 def test_the_list_filters_and_searches(operator, finished, alice):
-    other = services.session_create(user=alice, customer_id="someone-else")
+    other = lifecycle.session_create(user=alice, customer_id="someone-else")
     page = operator.get("/admin/voice_sessions/voicesession/")
     assert page.status_code == 200
     for text in ("status", "agent type", "direction", "simulation"):
@@ -60,9 +60,9 @@ def test_the_change_page_shows_timeline_and_readable_post_call_data(operator, fi
 
 
 def test_the_end_action_goes_through_the_service(operator, alice):
-    open_session = services.session_create(user=alice, customer_id="c-open")
-    ended = services.session_create(user=alice, customer_id="c-ended")
-    services.session_end(session=ended)
+    open_session = lifecycle.session_create(user=alice, customer_id="c-open")
+    ended = lifecycle.session_create(user=alice, customer_id="c-ended")
+    lifecycle.session_end(session=ended)
     response = operator.post(
         "/admin/voice_sessions/voicesession/",
         {"action": "end_selected", "_selected_action": [str(open_session.pk), str(ended.pk)]},

@@ -324,7 +324,6 @@ def test_the_project_wsgi_application_is_guarded(settings):
 def test_the_largest_valid_session_body_fits_the_default_api_cap(django_user_model, settings):
     """50 variables of 1000 characters outside the BMP, escaped as JSON does by default (12 bytes each)."""
     settings.ELEVENLABS_API_KEY = ""
-    settings.SIMULATION_MODE = True
     variables = {f"v{i:02d}_{'n' * 59}": "\U0001f600" * MAX_DYNAMIC_VALUE_LENGTH for i in range(MAX_DYNAMIC_VARIABLES)}
     body = json.dumps(
         {"customer_id": "c" * 128, "direction": "inbound", "locale": "en-US", "dynamic_variables": variables}

@@ -25,8 +25,8 @@ from rest_framework.authtoken.models import Token
 
 from elevenlabs.models import WebhookDelivery
 from elevenlabs.webhooks import sign
-from sessions import services
 from sessions.models import VoiceSession
+from sessions.services import lifecycle
 from tests.server import asgi_server, env_for_test_database
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
@@ -242,11 +242,11 @@ def test_requests_of_ordinary_size_still_work(capped_server, token):
 
 
 def test_a_real_signed_webhook_is_still_ingested_when_sent_chunked(capped_server):
-    session = services.session_create(customer_id="cust-1")
-    services.session_mark_connecting(
+    session = lifecycle.session_create(customer_id="cust-1")
+    lifecycle.session_mark_connecting(
         session=session, agent_id="agent_support_test", connection_type="websocket", simulation=False
     )
-    services.session_activate(session=session, conversation_id="conv_capped")
+    lifecycle.session_activate(session=session, conversation_id="conv_capped")
     body = json.dumps(
         {
             "type": "post_call_transcription",

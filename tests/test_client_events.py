@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from sessions import services
 from sessions.models import VoiceSession
+from sessions.services import lifecycle
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def connecting(alice):
-    session = services.session_create(user=alice, customer_id="c1")
-    return services.session_mark_connecting(
+    session = lifecycle.session_create(user=alice, customer_id="c1")
+    return lifecycle.session_mark_connecting(
         session=session, agent_id="agent_support_test", connection_type="websocket", simulation=False
     )
 
@@ -44,9 +44,9 @@ def test_connected_twice_with_the_same_id_is_idempotent(alice_api, connecting):
 
 
 def test_a_conversation_claimed_by_another_session_is_409(alice, alice_api, connecting):
-    other = services.session_create(user=alice, customer_id="c2")
-    services.session_mark_connecting(session=other, agent_id="a", connection_type="websocket", simulation=False)
-    services.session_activate(session=other, conversation_id="conv_taken")
+    other = lifecycle.session_create(user=alice, customer_id="c2")
+    lifecycle.session_mark_connecting(session=other, agent_id="a", connection_type="websocket", simulation=False)
+    lifecycle.session_activate(session=other, conversation_id="conv_taken")
     response = post_event(alice_api, connecting, type="connected", conversation_id="conv_taken")
     assert response.status_code == 409
     assert response.json()["error"]["conversation_id"] == "conv_taken"
@@ -54,7 +54,7 @@ def test_a_conversation_claimed_by_another_session_is_409(alice, alice_api, conn
 
 
 def test_connected_on_a_session_that_never_got_a_credential_is_409(alice, alice_api):
-    session = services.session_create(user=alice, customer_id="c1")
+    session = lifecycle.session_create(user=alice, customer_id="c1")
     response = post_event(alice_api, session, type="connected", conversation_id="conv_1")
     assert response.status_code == 409
     assert response.json()["error"]["current_status"] == "created"

@@ -15,8 +15,8 @@ import requests
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
-from sessions import services
 from sessions.models import EndReason, SessionEvent, Status, VoiceSession
+from sessions.services import lifecycle
 from tests.server import live_asgi_server  # noqa: F401
 
 CALLERS = 30
@@ -50,7 +50,7 @@ def assert_ended_once(session: VoiceSession, reason: str) -> None:
 @pytest.mark.server
 def test_thirty_concurrent_http_ends_all_succeed_and_end_once(live_asgi_server, alice):  # noqa: F811
     token = Token.objects.create(user=alice)
-    session = services.session_create(customer_id="cust-concurrent-http", user=alice)
+    session = lifecycle.session_create(customer_id="cust-concurrent-http", user=alice)
     url = f"{live_asgi_server}/voice/sessions/{session.pk}/end"
 
     def end() -> tuple[int, dict]:
@@ -68,13 +68,13 @@ def test_thirty_concurrent_http_ends_all_succeed_and_end_once(live_asgi_server, 
 
 
 def test_thirty_concurrent_service_ends_end_once(alice):
-    session = services.session_create(customer_id="cust-concurrent-service", user=alice)
+    session = lifecycle.session_create(customer_id="cust-concurrent-service", user=alice)
 
     def end() -> str:
         try:
             # Each thread loads its own copy, as separate requests would.
             fresh = VoiceSession.objects.get(pk=session.pk)
-            return services.session_end(session=fresh, reason=EndReason.AGENT).status
+            return lifecycle.session_end(session=fresh, reason=EndReason.AGENT).status
         finally:
             connection.close()  # each thread has its own connection; PostgreSQL must drop the test DB later
 

@@ -17,9 +17,9 @@ from rest_framework.authtoken.models import Token
 
 from elevenlabs.models import WebhookDelivery, WebhookOutcome
 from elevenlabs.webhooks import SIGNATURE_HEADER, sign, signing_secret
-from sessions import services
 from sessions.models import EventKind, Status, VoiceSession
 from sessions.selectors import sessions_missing_post_call
+from sessions.services import lifecycle
 from tests.elevenlabs_fakes import add_signed_url, add_token, conversation
 from tests.server import live_asgi_server  # noqa: F401
 
@@ -142,8 +142,8 @@ def test_a_missing_or_implausible_start_time_leaves_started_at_empty(alice_api, 
 
 
 def test_the_reconciler_looks_at_bound_sessions_no_client_reported(alice):
-    session = services.session_create(customer_id="c", user=alice)
-    services.session_mark_connecting(
+    session = lifecycle.session_create(customer_id="c", user=alice)
+    lifecycle.session_mark_connecting(
         session=session, agent_id="a", connection_type="websocket", simulation=False, conversation_id="conv_quiet"
     )
     later = datetime.now(UTC) + timedelta(hours=1)
@@ -187,8 +187,8 @@ def test_bob_cannot_claim_alices_bound_conversation(alice_api, bob, bob_api, sim
     alice_start = start(alice_api, textOnly=True).json()
     alices_conversation = alice_start["elevenlabs_conversation"]["conversation_id"]
     # Bob's own session, left unbound as an ElevenLabs start without an id would leave it.
-    bob_session = services.session_create(customer_id="bob-c", user=bob)
-    services.session_mark_connecting(session=bob_session, agent_id="a", connection_type="websocket", simulation=True)
+    bob_session = lifecycle.session_create(customer_id="bob-c", user=bob)
+    lifecycle.session_mark_connecting(session=bob_session, agent_id="a", connection_type="websocket", simulation=True)
 
     response = post_event(bob_api, bob_session.pk, type="connected", conversation_id=alices_conversation)
 
@@ -206,8 +206,8 @@ def test_bob_cannot_claim_alices_bound_conversation(alice_api, bob, bob_api, sim
 def test_bob_cannot_claim_a_conversation_whose_delivery_waited_before_his_session(bob, bob_api, client):
     # A call nobody's session started (or whose session never learnt its id): its transcript waits, unmatched.
     assert deliver(client, conversation("conv_orphan")).json()["status"] == "unmatched"
-    bob_session = services.session_create(customer_id="bob-c", user=bob)
-    services.session_mark_connecting(session=bob_session, agent_id="a", connection_type="websocket", simulation=False)
+    bob_session = lifecycle.session_create(customer_id="bob-c", user=bob)
+    lifecycle.session_mark_connecting(session=bob_session, agent_id="a", connection_type="websocket", simulation=False)
 
     response = post_event(bob_api, bob_session.pk, type="connected", conversation_id="conv_orphan")
 
@@ -218,8 +218,8 @@ def test_bob_cannot_claim_a_conversation_whose_delivery_waited_before_his_sessio
 
 
 def test_an_unbound_session_claims_a_delivery_that_arrived_after_it_started(alice, alice_api, client):
-    session = services.session_create(customer_id="c", user=alice)
-    services.session_mark_connecting(session=session, agent_id="a", connection_type="websocket", simulation=False)
+    session = lifecycle.session_create(customer_id="c", user=alice)
+    lifecycle.session_mark_connecting(session=session, agent_id="a", connection_type="websocket", simulation=False)
     # The webhook overtook the browser's `connected` report: the delivery is newer than the session.
     assert deliver(client, conversation("conv_late")).json()["status"] == "unmatched"
 

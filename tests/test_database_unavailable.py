@@ -15,8 +15,8 @@ from django.db import OperationalError, connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from elevenlabs.models import WebhookDelivery
-from sessions import services
 from sessions.models import VoiceSession
+from sessions.services import lifecycle
 from tests.db_locks import hold_write_lock
 from tests.test_webhook_ingest import TRANSCRIPTION_DATA, active_session, deliver, transcription  # noqa: F401
 from voiceagent.views import database_status_cache
@@ -71,7 +71,7 @@ def test_creating_a_session_while_the_database_is_locked_answers_503_and_creates
 
 
 def test_ending_a_session_while_locked_answers_503_and_the_retry_ends_it(alice, alice_api):
-    session = services.session_create(customer_id="c-1", user=alice)
+    session = lifecycle.session_create(customer_id="c-1", user=alice)
 
     with hold_write_lock():
         response, elapsed = timed(lambda: alice_api.put(f"/voice/sessions/{session.pk}/end", {}, format="json"))
@@ -164,7 +164,7 @@ def test_a_writer_behind_another_writer_of_this_process_still_waits_one_timeout_
         try:
             started = time.monotonic()
             try:
-                services.session_create(customer_id="first")
+                lifecycle.session_create(customer_id="first")
             except OperationalError:
                 results["first"] = time.monotonic() - started
         finally:
@@ -176,7 +176,7 @@ def test_a_writer_behind_another_writer_of_this_process_still_waits_one_timeout_
         time.sleep(0.2)  # the first writer now holds the queue and sleeps in SQLite's busy handler
         started = time.monotonic()
         with pytest.raises(OperationalError):
-            services.session_create(customer_id="second")
+            lifecycle.session_create(customer_id="second")
         second = time.monotonic() - started
         thread.join()
 

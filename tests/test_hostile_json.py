@@ -14,8 +14,8 @@ import pytest
 from elevenlabs.client import CONVERSATION_ID, ElevenLabsError
 from elevenlabs.models import WebhookDelivery
 from elevenlabs.postcall import post_call_problem
-from sessions import services
 from sessions.models import VoiceSession
+from sessions.services import lifecycle
 from tests.elevenlabs_fakes import add_conversation, conversation
 from tests.test_webhook_ingest import TRANSCRIPTION_DATA, active_session, deliver, envelope  # noqa: F401
 from voiceagent.jsonlimits import JsonRejected, JsonShapeScanner, loads_bounded
@@ -149,7 +149,7 @@ def test_nul_anywhere_in_an_api_body_is_a_400(alice_api, body):
 
 
 def test_nul_in_a_client_event_is_a_400(alice_api, alice):
-    session = services.session_create(user=alice, customer_id="cust-1")
+    session = lifecycle.session_create(user=alice, customer_id="cust-1")
     body = json.dumps({"type": "error", "message": "boom\u0000"})
     response = post_raw(alice_api, f"/voice/sessions/{session.pk}/events", body)
     assert response.status_code == 400
@@ -323,6 +323,6 @@ def test_conversation_details_with_wrong_types_are_an_invalid_response(upstream)
 )
 def test_storing_post_call_data_of_the_wrong_types_drops_them_instead_of_crashing(conversation):
     session = active_session()
-    stored = services.session_store_post_call(session=session, conversation=conversation, source="reconciler")
+    stored = lifecycle.session_store_post_call(session=session, conversation=conversation, source="reconciler")
     assert stored.status == "ended"
     assert (stored.call_successful, stored.termination_reason, stored.call_duration_secs) == ("", "", None)

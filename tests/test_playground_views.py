@@ -13,8 +13,8 @@ from django.contrib.staticfiles import finders
 from django.utils import timezone
 
 from playground.selectors import LiveStatus, session_live_state
-from sessions import services
 from sessions.models import VoiceSession
+from sessions.services import lifecycle
 
 pytestmark = pytest.mark.django_db
 
@@ -25,23 +25,23 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 def created(user, **fields) -> VoiceSession:
-    return services.session_create(user=user, customer_id=fields.pop("customer_id", "cust-1"), **fields)
+    return lifecycle.session_create(user=user, customer_id=fields.pop("customer_id", "cust-1"), **fields)
 
 
 def connecting(user, **fields) -> VoiceSession:
     session = created(user, **fields)
-    return services.session_mark_connecting(
+    return lifecycle.session_mark_connecting(
         session=session, agent_id="agent_support_test", connection_type="websocket", simulation=session.simulation
     )
 
 
 def active(user, *, conversation_id: str | None = None, **fields) -> VoiceSession:
     session = connecting(user, **fields)
-    return services.session_activate(session=session, conversation_id=conversation_id or f"conv_{uuid.uuid4().hex}")
+    return lifecycle.session_activate(session=session, conversation_id=conversation_id or f"conv_{uuid.uuid4().hex}")
 
 
 def client_event(session: VoiceSession, kind: str, **payload) -> None:
-    services.session_record_event(session=session, kind=f"client.{kind}", payload=payload)
+    lifecycle.session_record_event(session=session, kind=f"client.{kind}", payload=payload)
 
 
 def status_url(session: VoiceSession) -> str:
@@ -274,13 +274,13 @@ def test_the_timeline_shows_every_row_with_secrets_redacted(alice, alice_client)
 
 def _failed(user):
     session = connecting(user)
-    return services.session_fail(
+    return lifecycle.session_fail(
         session=session, code="invalid_api_key", message="Invalid API key", upstream_status=401
     )
 
 
 def _ended(user):
-    return services.session_end(session=active(user), reason="user")
+    return lifecycle.session_end(session=active(user), reason="user")
 
 
 def _with_modes(*modes):
@@ -387,7 +387,7 @@ def test_recent_sessions_poll_while_one_is_open_and_stop_with_286_after(alice, a
     assert response.status_code == 200
     assert 'hx-trigger="refresh from:body, every 5s"' in response.content.decode()
 
-    services.session_end(session=session, reason="user")
+    lifecycle.session_end(session=session, reason="user")
     response = alice_client.get("/playground/recent", **HTMX)
     assert response.status_code == 286
     html = response.content.decode()
@@ -423,7 +423,7 @@ def test_the_timeline_polls_until_the_post_call_data_is_in(alice, alice_client):
     assert response.status_code == 200
     assert "every 3s" in response.content.decode()
 
-    services.session_store_post_call(
+    lifecycle.session_store_post_call(
         session=session,
         conversation={"transcript": [{"role": "agent", "message": "Hi"}], "analysis": {"call_successful": "success"}},
         source="webhook",
@@ -480,14 +480,12 @@ def test_simulation_mode_shows_a_banner(alice_client, simulation_mode):
 
 
 def test_real_mode_shows_no_simulation_banner(alice_client, settings):
-    settings.SIMULATION_MODE = False
     html = alice_client.get("/playground/").content.decode()
     assert 'id="simulation-banner"' not in html
     assert "simulated" not in html.lower()
 
 
 def test_a_simulated_session_says_so_even_in_real_mode(alice, alice_client, settings):
-    settings.SIMULATION_MODE = False
     session = active(alice, simulation=True)
     html = alice_client.get(status_url(session), **HTMX).content.decode()
     assert "This session runs against the simulated agent" in html
@@ -496,6 +494,5 @@ def test_a_simulated_session_says_so_even_in_real_mode(alice, alice_client, sett
 
 
 def test_a_real_session_does_not_claim_to_be_simulated(alice, alice_client, settings):
-    settings.SIMULATION_MODE = False
     html = alice_client.get(status_url(active(alice)), **HTMX).content.decode()
     assert "simulated" not in html.lower()

@@ -9,21 +9,21 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from sessions import services
 from sessions.models import SessionEvent, VoiceSession
+from sessions.services import lifecycle
 from tests.elevenlabs_fakes import CONVERSATIONS_PATH, add_conversation, add_error, conversation
 
 pytestmark = pytest.mark.django_db
 
 
 def make_session(alice, *, status, conversation_id=None, age=timedelta(hours=1)):
-    session = services.session_create(user=alice, customer_id="c1")
+    session = lifecycle.session_create(user=alice, customer_id="c1")
     if status in ("connecting", "active", "ended"):
-        services.session_mark_connecting(session=session, agent_id="a", connection_type="websocket", simulation=False)
+        lifecycle.session_mark_connecting(session=session, agent_id="a", connection_type="websocket", simulation=False)
     if status in ("active", "ended"):
-        services.session_activate(session=session, conversation_id=conversation_id)
+        lifecycle.session_activate(session=session, conversation_id=conversation_id)
     if status == "ended":
-        services.session_end(session=session)
+        lifecycle.session_end(session=session)
     past = timezone.now() - age
     VoiceSession.objects.filter(pk=session.pk).update(updated_at=past, started_at=past, ended_at=past)
     return VoiceSession.objects.get(pk=session.pk)
@@ -127,7 +127,7 @@ def test_expire_rechecks_under_the_lock(alice):
     session = make_session(alice, status="active", conversation_id="conv_e3")
     cutoff = timezone.now() - timedelta(minutes=15)
     VoiceSession.objects.filter(pk=session.pk).update(started_at=timezone.now())  # it moved on meanwhile
-    assert services.session_expire_if_stale(session=session, cutoff=cutoff) is False
+    assert lifecycle.session_expire_if_stale(session=session, cutoff=cutoff) is False
 
 
 def test_reconcile_with_audio_downloads_the_recording(alice, upstream):

@@ -11,7 +11,7 @@ from django.core.files.base import ContentFile
 from django.test import AsyncClient
 from rest_framework.authtoken.models import Token
 
-from sessions import services
+from sessions.services import lifecycle
 from voiceagent.ranged_files import BLOCK_SIZE, ByteRange, RangeNotSatisfiable, parse_byte_range
 
 pytestmark = pytest.mark.django_db
@@ -27,18 +27,18 @@ def recording() -> bytes:
 @pytest.fixture
 def recorded(alice, recording):
     """Alice's ended session with its recording stored the way the audio webhook stores it."""
-    session = services.session_create(user=alice, customer_id="cust-audio")
-    services.session_mark_connecting(session=session, agent_id="agent_x", connection_type="websocket", simulation=True)
-    services.session_activate(session=session, conversation_id="conv_audio_1")
-    services.session_end(session=session)
-    return services.session_store_audio(
+    session = lifecycle.session_create(user=alice, customer_id="cust-audio")
+    lifecycle.session_mark_connecting(session=session, agent_id="agent_x", connection_type="websocket", simulation=True)
+    lifecycle.session_activate(session=session, conversation_id="conv_audio_1")
+    lifecycle.session_end(session=session)
+    return lifecycle.session_store_audio(
         session=session, content=ContentFile(recording), filename="conv_audio_1.mp3", size=len(recording)
     )
 
 
 @pytest.fixture
 def silent(alice):
-    return services.session_create(user=alice, customer_id="cust-silent")
+    return lifecycle.session_create(user=alice, customer_id="cust-silent")
 
 
 def audio_url(session) -> str:

@@ -10,7 +10,7 @@ import requests
 from django.core.files.base import ContentFile
 from rest_framework.authtoken.models import Token
 
-from sessions import services
+from sessions.services import lifecycle
 from tests.server import live_asgi_server  # noqa: F401
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
@@ -24,11 +24,11 @@ def auth(user) -> dict[str, str]:
 
 @pytest.fixture
 def recorded(alice):
-    session = services.session_create(user=alice, customer_id="cust-audio-server")
-    services.session_mark_connecting(session=session, agent_id="agent_x", connection_type="websocket", simulation=True)
-    services.session_activate(session=session, conversation_id="conv_audio_server")
+    session = lifecycle.session_create(user=alice, customer_id="cust-audio-server")
+    lifecycle.session_mark_connecting(session=session, agent_id="agent_x", connection_type="websocket", simulation=True)
+    lifecycle.session_activate(session=session, conversation_id="conv_audio_server")
     recording = os.urandom(SIZE)
-    session = services.session_store_audio(
+    session = lifecycle.session_store_audio(
         session=session, content=ContentFile(recording), filename="conv_audio_server.mp3", size=SIZE
     )
     return session, recording

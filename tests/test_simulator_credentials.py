@@ -27,7 +27,7 @@ from elevenlabs.simulator import (
     simulator_verify_signed_url,
 )
 from elevenlabs.webhooks import SIGNATURE_HEADER, simulator_signing_secret, verify_signature
-from sessions.services import session_create
+from sessions.services.lifecycle import session_create
 from voiceagent.public_url import PublicBaseUrlMissing
 
 WS = "ws://localhost:8000"

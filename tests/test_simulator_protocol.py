@@ -878,7 +878,7 @@ def test_a_real_client_talks_to_the_served_simulator_and_the_webhook_reaches_the
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
-    from sessions.services import session_activate, session_create, session_mark_connecting
+    from sessions.services.lifecycle import session_activate, session_create, session_mark_connecting
 
     settings.PUBLIC_BASE_URL = live_asgi_server  # minted here, in the test process, for that server
     session = session_create(customer_id="cust-real", user=alice, agent_type="support", simulation=True)

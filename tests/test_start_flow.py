@@ -265,13 +265,13 @@ def test_reconcile_reads_a_simulated_conversation_from_the_simulator(alice, alic
     from django.utils import timezone
 
     from elevenlabs.models import SimulatedConversation
-    from sessions import services
+    from sessions.services import lifecycle
 
     body = start(alice_api, textOnly=True).json()
     conversation_id = body["elevenlabs_conversation"]["conversation_id"]
     session = VoiceSession.objects.get(pk=body["backend_session"]["session_id"])
-    services.session_activate(session=session, conversation_id=conversation_id)
-    services.session_end(session=session)
+    lifecycle.session_activate(session=session, conversation_id=conversation_id)
+    lifecycle.session_end(session=session)
     long_ago = timezone.now() - timedelta(hours=1)
     SimulatedConversation.objects.filter(pk=conversation_id).update(
         status="done", transcript=[{"role": "agent", "message": "Hi from the simulator", "time_in_call_secs": 0}]

@@ -17,8 +17,8 @@ from elevenlabs import ingest
 from elevenlabs.ingest import webhook_attach_pending
 from elevenlabs.models import WebhookDelivery
 from elevenlabs.webhooks import sign
-from sessions import services
 from sessions.models import SessionEvent, VoiceSession
+from sessions.services import lifecycle
 
 URL = "/elevenlabs/webhook"
 
@@ -72,11 +72,11 @@ def deliver(client, settings):
 
 
 def active_session(conversation_id: str = "conv_1") -> VoiceSession:
-    session = services.session_create(customer_id="cust-1")
-    services.session_mark_connecting(
+    session = lifecycle.session_create(customer_id="cust-1")
+    lifecycle.session_mark_connecting(
         session=session, agent_id="agent_support_test", connection_type="websocket", simulation=False
     )
-    return services.session_activate(session=session, conversation_id=conversation_id)
+    return lifecycle.session_activate(session=session, conversation_id=conversation_id)
 
 
 def mp3_bytes(size: int) -> bytes:
@@ -130,7 +130,7 @@ def test_transcription_stores_the_post_call_data_and_ends_the_session(deliver):
 @pytest.mark.django_db
 def test_transcription_for_an_ended_session_fills_the_data_without_a_second_end(deliver):
     session = active_session()
-    services.session_end(session=session, reason="user")
+    lifecycle.session_end(session=session, reason="user")
     assert deliver(transcription()).json() == {"status": "processed"}
     session.refresh_from_db()
     assert session.status == "ended" and session.end_reason == "user"
@@ -202,7 +202,7 @@ def test_call_initiation_failure_marks_the_session_failed_with_the_reason(delive
 @pytest.mark.django_db
 def test_call_initiation_failure_after_the_session_ended_is_noted_without_changing_it(deliver):
     session = active_session("conv_out")
-    services.session_end(session=session, reason="user")
+    lifecycle.session_end(session=session, reason="user")
     body = envelope("call_initiation_failure", {"conversation_id": "conv_out", "failure_reason": "no-answer"})
     assert deliver(body).json() == {"status": "processed"}
     session.refresh_from_db()
@@ -311,7 +311,7 @@ def test_attach_applies_only_the_sessions_own_conversation(deliver):
     session = active_session("conv_mine")
     assert webhook_attach_pending(session=session) == 0
     assert WebhookDelivery.objects.get().outcome == "unmatched"
-    assert webhook_attach_pending(session=services.session_create(customer_id="no-conversation")) == 0
+    assert webhook_attach_pending(session=lifecycle.session_create(customer_id="no-conversation")) == 0
 
 
 # --- duplicates -----------------------------------------------------------------------------

@@ -22,8 +22,8 @@ import requests
 
 from elevenlabs.models import WebhookDelivery
 from elevenlabs.webhooks import sign
-from sessions import services
 from sessions.models import VoiceSession
+from sessions.services import lifecycle
 from tests.server import REPO_ROOT, env_for_test_database, live_asgi_server  # noqa: F401
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
@@ -33,11 +33,11 @@ SEND_CHUNK = 64 * 1024
 
 
 def active_session(conversation_id: str) -> VoiceSession:
-    session = services.session_create(customer_id="cust-large")
-    services.session_mark_connecting(
+    session = lifecycle.session_create(customer_id="cust-large")
+    lifecycle.session_mark_connecting(
         session=session, agent_id="agent_support_test", connection_type="websocket", simulation=False
     )
-    return services.session_activate(session=session, conversation_id=conversation_id)
+    return lifecycle.session_activate(session=session, conversation_id=conversation_id)
 
 
 def write_audio_delivery(path: Path, *, conversation_id: str, audio_bytes: int) -> str:

@@ -26,7 +26,7 @@ from elevenlabs.webhooks import (
     webhook_signers,
 )
 from sessions.models import SessionEvent, VoiceSession
-from sessions.services import session_create, session_mark_connecting
+from sessions.services.lifecycle import session_create, session_mark_connecting
 
 SECRET = "wsec_unit_secret_abcdef"
 NOW = 1_780_000_000
@@ -273,7 +273,6 @@ def test_endpoint_refuses_bad_signatures_with_401_and_stores_nothing(client, set
 @pytest.mark.django_db
 def test_endpoint_without_a_secret_answers_503_and_accepts_nothing(client, settings):
     settings.ELEVENLABS_WEBHOOK_SECRET = ""
-    settings.SIMULATION_MODE = False
     for header in (
         sign(BODY, secret="anything"),
         f"t={int(time.time())},v0={expected_hex('', int(time.time()), BODY)}",

@@ -21,15 +21,6 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from elevenlabs.client import ElevenLabsError
-from sessions.serializers import SessionOutput
-from sessions.services import (
-    ConversationAlreadyClaimed,
-    ConversationMismatch,
-    InvalidTransition,
-    SessionError,
-    StartFailed,
-)
 from voiceagent.bodylimit import RequestBodyTooLarge
 from voiceagent.errors import ApplicationError, error_body
 from voiceagent.faults import DatabaseUnavailable, database_unavailable, log_database_unavailable
@@ -42,7 +33,6 @@ INTERNAL_ERROR_MESSAGE = "Internal error; it has been logged."
 
 
 def exception_handler(exc, context):
-    exc = legacy_application_error(exc) or exc
     if database_unavailable(exc):
         log_database_unavailable(context["request"], exc)
         exc = DatabaseUnavailable()
@@ -112,57 +102,6 @@ def flatten_errors(detail: Any, path: str = "") -> dict[str, list[str]]:
 
 def _join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
-
-
-# --- Adapter for exceptions that are not ApplicationError yet -----------------------------------
-# Issue 9: the session exceptions become ApplicationError subclasses (sessions/errors.py) in a
-# parallel branch; until that merges, this maps them to the shape. Delete it on merge.
-
-
-def legacy_application_error(exc: Exception) -> ApplicationError | None:
-    if isinstance(exc, StartFailed):
-        return StartFailedError(exc)
-    if isinstance(exc, ElevenLabsError):
-        return upstream_error(exc)
-    if isinstance(exc, InvalidTransition):
-        return ApplicationError(str(exc), code=exc.code, status=409, current_status=exc.current_status)
-    if isinstance(exc, (ConversationAlreadyClaimed, ConversationMismatch)):
-        return ApplicationError(str(exc), code=exc.code, status=409, conversation_id=exc.conversation_id)
-    if isinstance(exc, SessionError):
-        return ApplicationError(str(exc), code=exc.code, status=400)
-    return None
-
-
-def upstream_error(error: ElevenLabsError) -> ApplicationError:
-    """ElevenLabs' own message and code, with its status as ``upstream_status``."""
-    return ApplicationError(
-        error.message,
-        code=error.code,
-        status=error.http_status,
-        upstream_status=error.status,
-        upstream_code=error.upstream_code,
-    )
-
-
-class StartFailedError(ApplicationError):
-    """The start flow's failure: ElevenLabs' error, and beside it the session we kept (now failed)."""
-
-    def __init__(self, exc: StartFailed):
-        if isinstance(exc.error, ElevenLabsError):
-            upstream = upstream_error(exc.error)
-        else:
-            upstream = ApplicationError(
-                exc.session.failure_message,
-                code="internal_error",
-                status=502,
-                upstream_status=None,
-                upstream_code=None,
-            )
-        super().__init__(upstream.message, code=upstream.code, status=upstream.status, **upstream.extra)
-        self.session = exc.session
-
-    def body(self) -> dict[str, Any]:
-        return {**super().body(), "backend_session": SessionOutput(self.session).data}
 
 
 # --- Renderers ------------------------------------------------------------------------------------

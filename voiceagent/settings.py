@@ -348,8 +348,9 @@ ELEVENLABS_WEBHOOK_MAX_BYTES = env_int(env, "ELEVENLABS_WEBHOOK_MAX_BYTES", defa
 ELEVENLABS_WEBHOOK_MAX_JSON_ITEMS = env_int(env, "ELEVENLABS_WEBHOOK_MAX_JSON_ITEMS", default=1_000_000, minimum=1000)
 # Sessions stuck in connecting/active longer than this are ended with reason "timeout".
 SESSION_STALE_SECONDS = env_int(env, "SESSION_STALE_SECONDS", default=900, minimum=60)
-# With no API key, the simulated agent stands in for ElevenLabs.
-SIMULATION_MODE = not ELEVENLABS_API_KEY
+# The agent platform the sessions domain asks what it cannot know itself (sessions/platform.py): whether a
+# session is simulated by default (yes without an API key), and which conversations a client may claim.
+VOICE_AGENT_PLATFORM = "elevenlabs.platform.ElevenLabsPlatform"
 
 # The simulated agent's timing, as ElevenLabs' defaults (transport_receive_timeout 60 s, max call 600 s).
 SIMULATOR_PING_INTERVAL_SECONDS = env_float(env, "SIMULATOR_PING_INTERVAL_SECONDS", default=10.0, minimum=0.1)

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from sessions.selectors import sessions_possibly_stale
-from sessions.services import session_expire_if_stale
+from sessions.services.lifecycle import session_expire_if_stale
 
 
 class Command(BaseCommand):

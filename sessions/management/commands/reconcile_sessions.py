@@ -12,8 +12,8 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from elevenlabs.client import ElevenLabsError, get_client
+from elevenlabs.reconcile import session_reconcile
 from sessions.selectors import sessions_missing_post_call
-from sessions.services import session_reconcile
 
 
 def _simulated_conversation(conversation_id: str) -> dict:

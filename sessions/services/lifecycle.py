@@ -1,4 +1,4 @@
-"""A voice session's whole life: every write to a session goes through here.
+"""A voice session's life: every write to a session goes through here.
 
 Each transition runs in one transaction that locks the row (SELECT ... FOR
 UPDATE on PostgreSQL; on SQLite the IMMEDIATE transaction mode takes the write
@@ -10,18 +10,16 @@ already where the caller wants it. So concurrent "end" calls produce one end.
 from __future__ import annotations
 
 import logging
-import tempfile
 from datetime import UTC, datetime
 from typing import Any
 
-from django.conf import settings
-from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from sessions.models import ConnectionType, Direction, EndReason, EventKind, SessionEvent, Status, VoiceSession
+from sessions.errors import ConversationAlreadyClaimed, ConversationMismatch, InvalidTransition
+from sessions.models import EndReason, EventKind, SessionEvent, Status, VoiceSession
+from sessions.platform import session_runs_simulated
 from voiceagent.logging import session_context
-from voiceagent.public_url import require_public_base_url
 
 logger = logging.getLogger("voiceagent.sessions")
 
@@ -32,58 +30,6 @@ ALLOWED = {
     Status.ENDED: set(),
     Status.FAILED: set(),
 }
-
-
-class SessionError(Exception):
-    """A request about a session that its current state does not allow."""
-
-    code = "invalid_request"
-
-
-class InvalidTransition(SessionError):
-    code = "invalid_transition"
-
-    def __init__(self, session: VoiceSession, target: str):
-        self.session = session
-        self.current_status = session.status
-        self.target = target
-        super().__init__(f"Session {session.id} is {session.status}; it cannot become {target}.")
-
-
-class ConversationAlreadyClaimed(SessionError):
-    code = "conversation_claimed"
-
-    def __init__(self, conversation_id: str):
-        self.conversation_id = conversation_id
-        super().__init__(f"Conversation {conversation_id} already belongs to another session.")
-
-
-class ConversationMismatch(SessionError):
-    """The client reports a conversation other than the one bound to the session when it started."""
-
-    code = "conversation_mismatch"
-
-    def __init__(self, session: VoiceSession, conversation_id: str):
-        self.conversation_id = conversation_id
-        self.bound_conversation_id = session.conversation_id
-        super().__init__(
-            f"Session {session.id} is bound to another conversation; {conversation_id} is not its conversation."
-        )
-
-
-class StartFailed(SessionError):
-    """ElevenLabs refused or failed while starting; the session has been marked failed."""
-
-    code = "upstream_error"
-
-    def __init__(self, session: VoiceSession, error: Exception):
-        self.session = session
-        self.error = error
-        super().__init__(str(error))
-
-
-class OutboundUnavailable(SessionError):
-    code = "outbound_unavailable"
 
 
 def _lock(session: VoiceSession | str) -> VoiceSession:
@@ -150,6 +96,8 @@ def session_create(
     phone_number: str = "",
     idempotency_key: str | None = None,
 ) -> VoiceSession:
+    """A new session; it runs against the simulated agent when asked, or when the platform says so by default."""
+    simulation = session_runs_simulated(simulation)
     with transaction.atomic():
         session = VoiceSession.objects.create(
             customer_id=customer_id,
@@ -383,228 +331,6 @@ def session_store_audio(*, session: VoiceSession, content, filename: str, size: 
     return locked
 
 
-# --- Starting a conversation ----------------------------------------------------------------
-
-
-def session_start(
-    *,
-    user,
-    customer_id: str,
-    agent_type: str,
-    locale: str = "en-US",
-    direction: str = Direction.INBOUND,
-    dynamic_variables: dict[str, Any] | None = None,
-    text_only: bool = False,
-    simulation: bool = False,
-    phone_number: str = "",
-    idempotency_key: str | None = None,
-) -> tuple[VoiceSession, dict[str, Any], bool]:
-    """Create a session and start its conversation in one step.
-
-    Returns ``(session, elevenlabs_conversation, replayed)``. Configuration
-    problems raise before anything is stored. When ElevenLabs fails, the
-    session is kept, marked failed with the remote status and message, and
-    :class:`StartFailed` is raised. A repeated ``idempotency_key`` returns the
-    first request's session without starting (or dialling) again.
-    """
-    from elevenlabs.credentials import agent_id_for
-
-    simulation = simulation or settings.SIMULATION_MODE
-    agent_id = agent_id_for(agent_type, simulation=simulation)
-    if simulation:
-        require_public_base_url()  # before anything is stored
-    outbound_call = direction == Direction.OUTBOUND and bool(phone_number)
-    if outbound_call:
-        _check_outbound_possible(simulation=simulation)
-
-    if idempotency_key:
-        replay = _replay(user, idempotency_key)
-        if replay is not None:
-            return replay
-    try:
-        session = session_create(
-            user=user,
-            customer_id=customer_id,
-            agent_type=agent_type,
-            direction=direction,
-            locale=locale,
-            simulation=simulation,
-            dynamic_variables=dynamic_variables,
-            phone_number=phone_number,
-            idempotency_key=idempotency_key,
-        )
-    except IntegrityError:  # the same key raced us: the other request owns the start
-        replay = _replay(user, idempotency_key)
-        if replay is None:
-            raise
-        return replay
-
-    if outbound_call:
-        session = session_dial(session=session, agent_id=agent_id)
-        return session, _phone_conversation(session), False
-    session, credential = session_connect(session=session, agent_id=agent_id, text_only=text_only)
-    return session, credential.as_response(), False
-
-
-def session_connect(*, session: VoiceSession, agent_id: str | None = None, text_only: bool):
-    """Mint a browser credential for a created session and move it to connecting (or failed).
-
-    Returns ``(session, credential)`` with the session as it now is.
-    """
-    from elevenlabs.credentials import agent_id_for, credential_mint, resolve_connection_type
-
-    if session.status != Status.CREATED:
-        raise InvalidTransition(session, Status.CONNECTING)
-    if session.simulation:
-        require_public_base_url()
-    agent_id = agent_id or agent_id_for(session.agent_type, simulation=session.simulation)
-    connection_type = resolve_connection_type(text_only=text_only)
-    with session_context(session.pk):
-        try:
-            credential = credential_mint(
-                session=session,
-                agent_id=agent_id,
-                connection_type=connection_type,
-                text_only=text_only,
-            )
-        except Exception as exc:
-            raise StartFailed(_fail_from_upstream(session, exc), exc) from exc
-    connecting = session_mark_connecting(
-        session=session,
-        agent_id=agent_id,
-        connection_type=credential.connection_type,
-        simulation=credential.simulation,
-        conversation_id=credential.conversation_id,
-        payload={"expires_at": credential.expires_at.isoformat(), "text_only": text_only},
-    )
-    return connecting, credential
-
-
-def session_dial(*, session: VoiceSession, agent_id: str) -> VoiceSession:
-    """Start an outbound phone call through ElevenLabs (Twilio or SIP trunk, from settings)."""
-    from elevenlabs.client import get_client
-
-    with session_context(session.pk):
-        try:
-            result = get_client().outbound_call(
-                provider=settings.ELEVENLABS_OUTBOUND_PROVIDER,
-                agent_id=agent_id,
-                agent_phone_number_id=settings.ELEVENLABS_PHONE_NUMBER_ID,
-                to_number=session.phone_number,
-                conversation_initiation_client_data={
-                    "user_id": session.customer_id,
-                    "dynamic_variables": session.dynamic_variables,
-                },
-            )
-        except Exception as exc:
-            raise StartFailed(_fail_from_upstream(session, exc), exc) from exc
-    call_id = result.get("callSid") or result.get("sip_call_id") or ""
-    conversation_id = result.get("conversation_id") or None
-    session = session_mark_connecting(
-        session=session,
-        agent_id=agent_id,
-        connection_type=ConnectionType.PHONE,
-        simulation=False,
-        conversation_id=conversation_id,
-        payload={
-            "provider": settings.ELEVENLABS_OUTBOUND_PROVIDER,
-            "call_id": call_id,
-            "message": result.get("message", ""),
-        },
-    )
-    if conversation_id:
-        # ElevenLabs accepted and is dialling: the conversation exists from here on.
-        session = session_activate(session=session, conversation_id=conversation_id)
-    return session
-
-
-def _check_outbound_possible(*, simulation: bool) -> None:
-    if simulation:
-        raise OutboundUnavailable("Outbound phone calls are not simulated; set ELEVENLABS_API_KEY to place real calls.")
-    if not settings.ELEVENLABS_PHONE_NUMBER_ID:
-        raise OutboundUnavailable(
-            "Outbound calls need ELEVENLABS_PHONE_NUMBER_ID, the id of the agent's phone number in ElevenLabs."
-        )
-
-
-def _phone_conversation(session: VoiceSession) -> dict[str, Any]:
-    return {
-        "connection_type": ConnectionType.PHONE.value,
-        "agent_id": session.agent_id,
-        "conversation_id": session.conversation_id,
-        "simulation": False,
-    }
-
-
-def _replay(user, key: str) -> tuple[VoiceSession, dict[str, Any], bool] | None:
-    owner = user if getattr(user, "is_authenticated", False) else None
-    session = VoiceSession.objects.filter(created_by=owner, idempotency_key=key).first()
-    if session is None:
-        return None
-    # Browser credentials are single-use and never stored, so a replay says what was started, without one.
-    conversation = {
-        "connection_type": session.connection_type,
-        "agent_id": session.agent_id,
-        "conversation_id": session.conversation_id,
-        "simulation": session.simulation,
-        "replayed": True,
-    }
-    return session, conversation, True
-
-
-def _fail_from_upstream(session: VoiceSession, exc: Exception) -> VoiceSession:
-    from elevenlabs.client import ElevenLabsError
-
-    if isinstance(exc, ElevenLabsError):
-        return session_fail(session=session, code=exc.code, message=exc.message, upstream_status=exc.status)
-    logger.exception("starting session %s failed", session.pk)
-    return session_fail(
-        session=session, code="internal_error", message="Starting the conversation failed; see the log."
-    )
-
-
-# --- What only the browser sees ---------------------------------------------------------------
-
-DISCONNECT_END_REASONS = {"user": EndReason.USER, "agent": EndReason.AGENT}
-
-
-def session_client_event(*, session: VoiceSession, event_type: str, data: dict[str, Any]) -> VoiceSession:
-    """Apply an event reported by the browser client: `connected` activates, `disconnect` ends or fails."""
-    if event_type == "connected":
-        from elevenlabs.ingest import unmatched_delivery_before, webhook_attach_pending
-
-        conversation_id = data["conversation_id"]
-        if not session.conversation_id and unmatched_delivery_before(conversation_id, session.created_at):
-            # Post-call data for this conversation arrived before the session existed: the session cannot have
-            # opened it, so a client reporting it is trying to read someone else's call.
-            raise ConversationAlreadyClaimed(conversation_id)
-        session = session_activate(session=session, conversation_id=conversation_id)
-        webhook_attach_pending(session=session)
-        session.refresh_from_db()
-        return session
-    session_record_event(session=session, kind=EventKind(f"client.{event_type}"), payload=data)
-    if event_type == "disconnect":
-        reason = data.get("reason")
-        if reason in DISCONNECT_END_REASONS:
-            return session_end(session=session, reason=DISCONNECT_END_REASONS[reason], payload=data)
-        close_code = data.get("close_code")
-        message = data.get("message") or f"The connection closed with code {close_code}."
-        if session.status == Status.ENDED:
-            return session
-        return session_fail(
-            session=session,
-            code=f"closed_{close_code}" if close_code else "disconnected",
-            message=message,
-            payload={"close_code": close_code},
-        )
-    return session
-
-
-# --- Reconciliation (run from cron, possibly on several machines at once) ------------------------
-
-FINISHED_CONVERSATION_STATUSES = {"done", "failed"}
-
-
 def session_expire_if_stale(*, session: VoiceSession, cutoff) -> bool:
     """End a session stuck in connecting/active since before ``cutoff`` (reason timeout).
 
@@ -618,33 +344,3 @@ def session_expire_if_stale(*, session: VoiceSession, cutoff) -> bool:
             return False
         _end(locked, EndReason.TIMEOUT, {"stuck_in": locked.status, "since": since.isoformat()})
     return True
-
-
-def session_reconcile(*, session: VoiceSession, fetch_conversation, download_audio=None) -> str:
-    """Fill in post-call data from ElevenLabs' conversation details when no webhook brought it.
-
-    ``fetch_conversation(conversation_id) -> dict`` is the real client or the
-    simulator. With ``download_audio(conversation_id, fileobj) -> int``, the
-    recording is fetched too when ElevenLabs has one (the audio webhook is best
-    left off: its base64 bodies are large). Returns what happened: "stored",
-    "in_progress" (ElevenLabs is still on it; try again later) or
-    "already_stored". Safe to run twice at once: storing is idempotent and the
-    session ends once.
-    """
-    if session.post_call_received_at is not None:
-        return "already_stored"
-    conversation = fetch_conversation(session.conversation_id)
-    if conversation.get("status") not in FINISHED_CONVERSATION_STATUSES:
-        return "in_progress"
-    stored = session_store_post_call(
-        session=session, conversation=conversation, source="reconciler", end_reason=EndReason.UPSTREAM
-    )
-    if download_audio is not None and conversation.get("has_audio") and not stored.audio:
-        # Streamed to a temporary file first: a broken download leaves no partial recording behind.
-        with tempfile.TemporaryFile() as recording:
-            size = download_audio(session.conversation_id, recording)
-            recording.seek(0)
-            session_store_audio(
-                session=stored, content=File(recording), filename=f"{session.conversation_id}.mp3", size=size
-            )
-    return "stored"
