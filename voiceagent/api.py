@@ -20,6 +20,7 @@ from sessions.services import (
     SessionError,
     StartFailed,
 )
+from voiceagent.errors import ApplicationError
 from voiceagent.faults import (
     RETRY_AFTER_SECONDS,
     database_unavailable,
@@ -34,6 +35,8 @@ logger = logging.getLogger("voiceagent.api")
 def exception_handler(exc, context):
     if isinstance(exc, StartFailed):
         return start_failed_response(exc)
+    if isinstance(exc, ApplicationError):
+        return Response(exc.body(), status=exc.status)
     if isinstance(exc, PublicBaseUrlMissing):
         return Response(
             {"error": {"code": exc.code, "message": str(exc), "variable": exc.variable}},
