@@ -85,8 +85,6 @@ class Credential:
 class ConversationBackend(Protocol):
     """Who holds a session's conversations. Shapes are ElevenLabs' whoever implements it."""
 
-    simulation: bool
-
     def agent_id(self, agent_type: str) -> str:
         """The agent that answers ``agent_type`` sessions. Raises :class:`AgentNotConfigured`."""
         ...
@@ -111,8 +109,6 @@ def configured_agent_id(agent_type: str) -> str:
 
 class ElevenLabsBackend:
     """ElevenLabs itself, through the HTTP client (elevenlabs.client)."""
-
-    simulation = False
 
     def agent_id(self, agent_type: str) -> str:
         if configured := configured_agent_id(agent_type):

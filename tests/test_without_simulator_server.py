@@ -8,15 +8,12 @@ reached through ELEVENLABS_BASE_URL like the real one.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -29,7 +26,7 @@ from websockets.sync.client import connect
 from elevenlabs.webhooks import SIGNATURE_HEADER, sign, simulator_signing_secret
 from sessions import services
 from sessions.models import VoiceSession
-from tests.elevenlabs_fakes import conversation
+from tests.elevenlabs_fakes import LoopbackElevenLabs, conversation
 from tests.server import REPO_ROOT, asgi_server, env_for_test_database
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
@@ -40,52 +37,16 @@ RECONCILED_CONVERSATION = "conv_real_0002"
 SIMULATOR_URL = "/simulator/v1/convai/conversation?agent_id=a&conversation_id=c&expires=9&conversation_signature=x"
 
 
-class FakeElevenLabs:
+class FakeElevenLabs(LoopbackElevenLabs):
     """ElevenLabs' endpoints the start flow and the reconciler call, answering as ElevenLabs does."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str | None]] = []  # (path, xi-api-key)
 
     def answer(self, path: str) -> tuple[int, dict]:
         if path.startswith("/v1/convai/conversation/get-signed-url"):
             url = f"wss://elevenlabs.invalid/v1/convai/conversation?conversation_id={REAL_CONVERSATION}&sig=s"
             return 200, {"signed_url": url, "conversation_id": REAL_CONVERSATION}
         if path.startswith("/v1/convai/conversations/"):
-            conversation_id = path.rsplit("/", 1)[1]
-            return 200, conversation(conversation_id, has_audio=False)
-        return 404, {"detail": {"status": "not_found", "message": "Not found"}}
-
-    def handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
-                fake.requests.append((self.path, self.headers.get("xi-api-key")))
-                status, body = fake.answer(self.path)
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        return Handler
-
-
-@contextlib.contextmanager
-def fake_elevenlabs() -> Iterator[tuple[str, FakeElevenLabs]]:
-    fake = FakeElevenLabs()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), fake.handler())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", fake
-    finally:
-        server.shutdown()
-        server.server_close()
+            return 200, conversation(path.rsplit("/", 1)[1], has_audio=False)
+        return super().answer(path)
 
 
 def production_env(upstream_url: str, **overrides: str) -> dict[str, str]:
@@ -108,8 +69,9 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[tuple[str, FakeElevenLabs]]:
-    with fake_elevenlabs() as running:
-        yield running
+    fake = FakeElevenLabs()
+    with fake.serving() as url:
+        yield url, fake
 
 
 @pytest.fixture(scope="module")
@@ -141,9 +103,8 @@ def test_a_real_start_works_and_a_simulated_one_is_refused(server, upstream, ali
     assert credential["simulation"] is False
     assert credential["conversation_id"] == REAL_CONVERSATION
     assert credential["signed_url"].startswith("wss://elevenlabs.invalid/")
-    assert ("/v1/convai/conversation/get-signed-url?agent_id=agent_support_test", API_KEY) in [
-        (path.split("&", 1)[0], key) for path, key in fake.requests
-    ]
+    asked = [(request["path"].split("&", 1)[0], request["api_key"]) for request in fake.requests]
+    assert ("/v1/convai/conversation/get-signed-url?agent_id=agent_support_test", API_KEY) in asked
 
     sessions_before = VoiceSession.objects.count()
     refused = requests.post(
@@ -217,7 +178,7 @@ def test_the_reconciler_fills_in_real_sessions_and_reports_simulated_ones(upstre
     assert "1 stored" in ran.stdout and "1 error" in ran.stdout
     assert f"{simulated.pk}: simulation_unavailable" in ran.stderr
     assert "Traceback" not in ran.stderr
-    assert (f"/v1/convai/conversations/{RECONCILED_CONVERSATION}", API_KEY) in fake.requests
+    assert {"path": f"/v1/convai/conversations/{RECONCILED_CONVERSATION}", "api_key": API_KEY} in fake.requests
 
     real.refresh_from_db()
     assert real.post_call_received_at is not None

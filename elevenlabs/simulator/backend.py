@@ -16,7 +16,7 @@ from elevenlabs.simulator.signed_urls import simulator_mint_signed_url
 
 
 class SimulatedAgentBackend:
-    simulation = True
+    """The simulated agent: signed URLs to its local WebSocket, its conversations' details, no recordings."""
 
     def agent_id(self, agent_type: str) -> str:
         """The configured agent's id when there is one (that agent, simulated), else the simulator's own."""
