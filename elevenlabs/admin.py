@@ -1,4 +1,4 @@
-"""Operators' read-only view of the webhook ledger and of the simulated agent's conversations."""
+"""Operators' read-only view of the webhook ledger."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from elevenlabs.models import SimulatedConversation, WebhookDelivery
-from voiceagent.admin_display import pretty_json, transcript_table
+from elevenlabs.models import WebhookDelivery
+from voiceagent.admin_display import pretty_json
 
 PAYLOAD_PREVIEW_CHARS = 20_000
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Both models are records written by the service; operators read them."""
+    """Records written by the service (the ledger, the simulator's conversations); operators read them."""
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -25,7 +25,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-def _session_link(session_id) -> str:
+def session_admin_link(session_id) -> str:
     if not session_id:
         return "-"
     url = reverse("admin:voice_sessions_voicesession_change", args=[session_id])
@@ -57,39 +57,8 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="session", ordering="session")
     def session_link(self, delivery: WebhookDelivery) -> str:
-        return _session_link(delivery.session_id)
+        return session_admin_link(delivery.session_id)
 
     @admin.display(description="payload")
     def payload_pretty(self, delivery: WebhookDelivery) -> str:
         return pretty_json(delivery.payload, limit=PAYLOAD_PREVIEW_CHARS)
-
-
-@admin.register(SimulatedConversation)
-class SimulatedConversationAdmin(ReadOnlyAdmin):
-    list_display = ["conversation_id", "agent_type", "status", "session_link", "created_at", "ended_at"]
-    list_filter = ["status", "agent_type"]
-    search_fields = ["conversation_id"]
-    fields = [
-        "conversation_id",
-        "agent_id",
-        "agent_type",
-        "status",
-        "session_link",
-        "text_only",
-        "created_at",
-        "expires_at",
-        "connected_at",
-        "ended_at",
-        "termination_reason",
-        "webhook_sent_at",
-        "transcript_pretty",
-    ]
-    readonly_fields = fields
-
-    @admin.display(description="session", ordering="session")
-    def session_link(self, conversation: SimulatedConversation) -> str:
-        return _session_link(conversation.session_id)
-
-    @admin.display(description="transcript")
-    def transcript_pretty(self, conversation: SimulatedConversation) -> str:
-        return transcript_table(conversation.transcript)

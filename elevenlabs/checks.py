@@ -18,11 +18,19 @@ CONSEQUENCES = {
 }
 
 
+def simulator_available() -> bool:
+    """Whether simulated sessions can run here (SIMULATOR_ENABLED put the simulated agent's backend in settings)."""
+    return bool(getattr(settings, "ELEVENLABS_SIMULATOR_BACKEND", ""))
+
+
 def configuration_status() -> tuple[str, list[str]]:
-    """("configured" | "simulation" | "misconfigured", names of the missing variables). Never a value."""
+    """("configured" | "simulation" | "misconfigured", names of the missing variables). Never a value.
+
+    With no API key the simulated agent stands in, unless it is left out: then nothing can start.
+    """
     missing = [name for name in REQUIRED if not getattr(settings, name)]
     if not settings.ELEVENLABS_API_KEY:
-        return "simulation", missing
+        return ("simulation" if simulator_available() else "misconfigured"), missing
     return ("misconfigured" if missing else "configured"), missing
 
 
@@ -31,6 +39,15 @@ def check_elevenlabs_configuration(app_configs=None, **kwargs) -> list[checks.Ch
     mode, missing = configuration_status()
     if mode != "misconfigured":
         return []
+    if not settings.ELEVENLABS_API_KEY:
+        return [
+            checks.Warning(
+                "ELEVENLABS_API_KEY is not set and the simulated agent is left out (SIMULATOR_ENABLED=false): "
+                "every session start is refused.",
+                hint="Set ELEVENLABS_API_KEY (see .env.example), or SIMULATOR_ENABLED=true to simulate.",
+                id="elevenlabs.W010",
+            )
+        ]
     return [
         checks.Warning(
             f"ELEVENLABS_API_KEY is set but {name} is not: {CONSEQUENCES[name]}.",

@@ -1,42 +1,55 @@
-"""Post-call data no webhook brought, fetched from the agent platform (the reconcile_sessions command)."""
+"""Fill in post-call data that no webhook brought, from the conversation's holder (run from cron).
+
+The same code for real and simulated sessions: the conversation details (and the
+recording) come from the session's backend (:func:`elevenlabs.backends.backend_for`),
+and are stored through the session services, as the webhook's are. Safe to run on
+several machines at once: storing is idempotent and a session ends once.
+"""
 
 from __future__ import annotations
 
 import tempfile
+from enum import StrEnum
 
 from django.core.files import File
 
+from elevenlabs.backends import backend_for
 from sessions.models import EndReason, VoiceSession
 from sessions.services.lifecycle import session_store_audio, session_store_post_call
 
-FINISHED_CONVERSATION_STATUSES = {"done", "failed"}
+# ElevenLabs' conversation statuses after which nothing more will happen to it.
+FINISHED_CONVERSATION_STATUSES = frozenset({"done", "failed"})
 
 
-def session_reconcile(*, session: VoiceSession, fetch_conversation, download_audio=None) -> str:
-    """Fill in post-call data from ElevenLabs' conversation details when no webhook brought it.
+class ReconcileOutcome(StrEnum):
+    STORED = "stored"
+    IN_PROGRESS = "in_progress"  # the conversation is still going (or being analysed): try again later
+    ALREADY_STORED = "already_stored"
 
-    ``fetch_conversation(conversation_id) -> dict`` is the real client or the
-    simulator. With ``download_audio(conversation_id, fileobj) -> int``, the
-    recording is fetched too when ElevenLabs has one (the audio webhook is best
-    left off: its base64 bodies are large). Returns what happened: "stored",
-    "in_progress" (ElevenLabs is still on it; try again later) or
-    "already_stored". Safe to run twice at once: storing is idempotent and the
-    session ends once.
+
+def session_reconcile(*, session: VoiceSession, with_audio: bool = False) -> ReconcileOutcome:
+    """Store the conversation's details on ``session`` if it has finished and nothing stored them yet.
+
+    With ``with_audio``, the recording is fetched too when the conversation has one (the audio
+    webhook is best left off: its base64 bodies are large). Raises what the backend raises
+    (ElevenLabsError, SimulationUnavailable for a simulated session on a deployment without the simulator).
     """
     if session.post_call_received_at is not None:
-        return "already_stored"
-    conversation = fetch_conversation(session.conversation_id)
+        return ReconcileOutcome.ALREADY_STORED
+    backend = backend_for(simulation=session.simulation)
+    conversation = backend.get_conversation(session.conversation_id)
     if conversation.get("status") not in FINISHED_CONVERSATION_STATUSES:
-        return "in_progress"
+        return ReconcileOutcome.IN_PROGRESS
     stored = session_store_post_call(
         session=session, conversation=conversation, source="reconciler", end_reason=EndReason.UPSTREAM
     )
-    if download_audio is not None and conversation.get("has_audio") and not stored.audio:
+    if with_audio and conversation.get("has_audio") and not stored.audio:
         # Streamed to a temporary file first: a broken download leaves no partial recording behind.
         with tempfile.TemporaryFile() as recording:
-            size = download_audio(session.conversation_id, recording)
-            recording.seek(0)
-            session_store_audio(
-                session=stored, content=File(recording), filename=f"{session.conversation_id}.mp3", size=size
-            )
-    return "stored"
+            size = backend.download_audio(session.conversation_id, recording)
+            if size is not None:
+                recording.seek(0)
+                session_store_audio(
+                    session=stored, content=File(recording), filename=f"{session.conversation_id}.mp3", size=size
+                )
+    return ReconcileOutcome.STORED

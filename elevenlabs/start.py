@@ -15,8 +15,9 @@ from django.conf import settings
 from django.db import IntegrityError
 
 from elevenlabs import client as elevenlabs_client
+from elevenlabs.backends import Credential
 from elevenlabs.client import ElevenLabsError
-from elevenlabs.credentials import Credential, agent_id_for, credential_mint, resolve_connection_type
+from elevenlabs.credentials import agent_id_for, credential_mint, resolve_connection_type
 from sessions.errors import InvalidTransition, SessionError
 from sessions.models import ConnectionType, Direction, Status, VoiceSession
 from sessions.platform import session_runs_simulated

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Protocol
 
+from django.apps import apps
 from django.conf import settings
 
 SIGNATURE_HEADER = "ElevenLabs-Signature"
@@ -88,8 +89,9 @@ def simulator_signing_secret() -> str:
 
 
 def webhook_signers() -> dict[str, str]:
-    """Every key a delivery may be signed with, by signer: ElevenLabs' when configured, and the simulator's."""
-    signers = {SIMULATOR: simulator_signing_secret()}
+    """Every key a delivery may be signed with, by signer: ElevenLabs' when configured, and the simulator's
+    when it is installed (without it, nothing here signs with its key)."""
+    signers = {SIMULATOR: simulator_signing_secret()} if apps.is_installed("elevenlabs.simulator") else {}
     if secret := signing_secret():
         signers[ELEVENLABS] = secret
     return signers

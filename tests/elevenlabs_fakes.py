@@ -17,6 +17,10 @@ sees the same thing it would in production.
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
@@ -234,3 +238,52 @@ def make_client(
     if jitter is not None:
         client.BACKOFF_JITTER = jitter
     return client, sleep
+
+
+# --- ElevenLabs on the loopback interface, for server processes `responses` cannot reach ------------
+
+
+class LoopbackElevenLabs:
+    """A local HTTP stand-in for ElevenLabs on 127.0.0.1, for a server a test starts (ELEVENLABS_BASE_URL).
+
+    :meth:`answer` says what a path gets (``(status, json body)``; ElevenLabs' 404 here); every
+    request is recorded in ``requests`` as ``{"path", "api_key"}``. Use ``with fake.serving() as url``.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, str | None]] = []
+
+    def answer(self, path: str) -> tuple[int, dict[str, Any]]:
+        return 404, error_body("not_found", "Not found")
+
+    @contextmanager
+    def serving(self) -> Iterator[str]:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                fake.requests.append({"path": self.path, "api_key": self.headers.get("xi-api-key")})
+                status, body = fake.answer(self.path)
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_POST = do_GET  # noqa: N815
+
+            def log_message(self, *args: Any) -> None:  # keep the test output quiet
+                pass
+
+        return Handler

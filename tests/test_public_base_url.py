@@ -17,7 +17,8 @@ import requests
 from django.test import RequestFactory
 from rest_framework.authtoken.models import Token
 
-from elevenlabs.models import SimulatedConversation, WebhookDelivery
+from elevenlabs.models import WebhookDelivery
+from elevenlabs.simulator.models import SimulatedConversation
 from elevenlabs.webhooks import SIGNATURE_HEADER, simulator_signing_secret, verify_signature
 from sessions.models import Status, VoiceSession
 from tests.server import live_asgi_server  # noqa: F401
@@ -151,7 +152,7 @@ def test_a_host_header_never_redirects_the_simulators_webhook(live_asgi_server, 
 def test_simulated_deliveries_are_never_signed_with_the_real_secret(alice_api, settings):
     import responses
 
-    from elevenlabs.simulator import simulator_finish_conversation, simulator_send_post_call_webhook
+    from elevenlabs.simulator.conversations import simulator_finish_conversation, simulator_send_post_call_webhook
 
     settings.ELEVENLABS_WEBHOOK_SECRET = "wsec_real_secret"
     body = alice_api.post(

@@ -13,19 +13,18 @@ import requests
 import responses
 from django.utils import timezone
 
-from elevenlabs import simulator
-from elevenlabs.models import SimulatedConversation
-from elevenlabs.simulator import (
+from elevenlabs.simulator import agents, conversations, voice
+from elevenlabs.simulator.agents import simulator_agent_id
+from elevenlabs.simulator.conversations import simulator_get_conversation, simulator_send_post_call_webhook
+from elevenlabs.simulator.models import SimulatedConversation
+from elevenlabs.simulator.signed_urls import (
     SIMULATOR_PATH,
     SignedUrlRefused,
-    SpeechDetector,
-    simulator_agent_id,
     simulator_claim_conversation,
-    simulator_get_conversation,
     simulator_mint_signed_url,
-    simulator_send_post_call_webhook,
     simulator_verify_signed_url,
 )
+from elevenlabs.simulator.voice import SpeechDetector
 from elevenlabs.webhooks import SIGNATURE_HEADER, simulator_signing_secret, verify_signature
 from sessions.services.lifecycle import session_create
 from voiceagent.public_url import PublicBaseUrlMissing
@@ -187,15 +186,15 @@ def test_conversation_details_have_elevenlabs_shape_before_and_after_the_call():
 
     simulator_claim_conversation(agent_id="sim_sales_agent", conversation_id=minted["conversation_id"])
     transcript = [
-        simulator.transcript_item(role="agent", message="Hello!", time_in_call_secs=0, source_medium="text"),
-        simulator.transcript_item(role="user", message="Hi", time_in_call_secs=3, source_medium="text"),
+        conversations.transcript_item(role="agent", message="Hello!", time_in_call_secs=0, source_medium="text"),
+        conversations.transcript_item(role="user", message="Hi", time_in_call_secs=3, source_medium="text"),
     ]
     client_data = {
         "conversation_config_override": {"agent": {"language": "de"}, "conversation": {"text_only": True}},
         "user_id": "cust-9",
         "dynamic_variables": {"name": "Ada"},
     }
-    assert simulator.simulator_finish_conversation(
+    assert conversations.simulator_finish_conversation(
         conversation_id=minted["conversation_id"],
         transcript=transcript,
         termination_reason="Client disconnected: 1000",
@@ -203,7 +202,7 @@ def test_conversation_details_have_elevenlabs_shape_before_and_after_the_call():
         text_only=True,
     )
     # A second end changes nothing.
-    assert not simulator.simulator_finish_conversation(
+    assert not conversations.simulator_finish_conversation(
         conversation_id=minted["conversation_id"],
         transcript=[],
         termination_reason="again",
@@ -253,7 +252,7 @@ def test_unknown_conversation_details_raise_does_not_exist():
 def _ended_conversation() -> str:
     minted = mint()
     simulator_claim_conversation(agent_id="sim_support_agent", conversation_id=minted["conversation_id"])
-    simulator.simulator_finish_conversation(
+    conversations.simulator_finish_conversation(
         conversation_id=minted["conversation_id"],
         transcript=[],
         termination_reason="Client disconnected: 1000",
@@ -309,25 +308,25 @@ def test_no_webhook_without_an_address():
 
 def test_the_agent_speaks_at_150_words_a_minute():
     text = "Thanks for calling support, have a great day."
-    pcm = simulator.synthesize_speech(text, pitch_hz=165.0)
-    assert simulator.count_words(text) == 8
-    assert len(pcm) / simulator.BYTES_PER_SECOND == pytest.approx(8 * 0.4)
-    assert simulator.speech_duration_secs(text) == pytest.approx(3.2)
-    assert 0 < simulator.pcm_rms(pcm) < 3000  # audible but quiet
-    assert simulator.pcm_rms(bytes(1024)) == 0
+    pcm = voice.synthesize_speech(text, pitch_hz=165.0)
+    assert voice.count_words(text) == 8
+    assert len(pcm) / voice.BYTES_PER_SECOND == pytest.approx(8 * 0.4)
+    assert voice.speech_duration_secs(text) == pytest.approx(3.2)
+    assert 0 < voice.pcm_rms(pcm) < 3000  # audible but quiet
+    assert voice.pcm_rms(bytes(1024)) == 0
 
 
 def test_a_line_is_encoded_once_and_the_cache_stays_within_its_budget():
-    line = simulator.AGENTS["support"].farewell
-    first = simulator.spoken_audio(line, pitch_hz=165.0)
-    assert simulator.spoken_audio_if_cached(line, pitch_hz=165.0) is first
-    assert simulator.spoken_audio(line, pitch_hz=165.0) is first
-    assert simulator.spoken_audio_if_cached(line, pitch_hz=230.0) is None  # another voice, another entry
-    pcm = simulator.synthesize_speech(line, pitch_hz=165.0)
+    line = agents.AGENTS["support"].farewell
+    first = voice.spoken_audio(line, pitch_hz=165.0)
+    assert voice.spoken_audio_if_cached(line, pitch_hz=165.0) is first
+    assert voice.spoken_audio(line, pitch_hz=165.0) is first
+    assert voice.spoken_audio_if_cached(line, pitch_hz=230.0) is None  # another voice, another entry
+    pcm = voice.synthesize_speech(line, pitch_hz=165.0)
     assert "".join(first.chunks) != "" and b"".join(base64.b64decode(c) for c in first.chunks) == pcm
-    assert first.seconds == pytest.approx(len(pcm) / simulator.BYTES_PER_SECOND)
+    assert first.seconds == pytest.approx(len(pcm) / voice.BYTES_PER_SECOND)
 
-    cache = simulator.SpokenAudioCache(max_chars=5 * first.size)  # room for four or five such lines
+    cache = voice.SpokenAudioCache(max_chars=5 * first.size)  # room for four or five such lines
     cache.get(line, 165.0)
     for word in ("one", "two", "three", "four", "five"):
         cache.get(f"{line} {word}", 165.0)
@@ -366,7 +365,7 @@ def test_a_click_is_not_speech():
 
 
 def test_scripts_differ_and_end_on_goodbye():
-    support, sales = simulator.AGENTS["support"], simulator.AGENTS["sales"]
+    support, sales = agents.AGENTS["support"], agents.AGENTS["sales"]
     assert support.first_message != sales.first_message
     assert support.pitch_hz != sales.pitch_hz
     assert support.reply_to("hello", turn=0) != sales.reply_to("hello", turn=0)
@@ -388,14 +387,14 @@ def test_scripts_differ_and_end_on_goodbye():
     ],
 )
 def test_agents_answer_the_questions_they_know_whenever_they_come(agent_type, question, answer_mentions):
-    agent = simulator.AGENTS[agent_type]
+    agent = agents.AGENTS[agent_type]
     for turn in (0, 2, 99):
         reply, ends_call = agent.reply_to(question, turn=turn)
         assert answer_mentions in reply and not ends_call
     # A question about the other team's business gets the scripted turn instead.
-    other = simulator.AGENTS["sales" if agent_type == "support" else "support"]
+    other = agents.AGENTS["sales" if agent_type == "support" else "support"]
     assert answer_mentions not in other.reply_to(question, turn=0)[0]
 
 
 def test_dynamic_variables_fill_placeholders():
-    assert simulator.fill_dynamic_variables("Hi {{ name }}, {{missing}}", {"name": "Ada"}) == "Hi Ada, {{missing}}"
+    assert agents.fill_dynamic_variables("Hi {{ name }}, {{missing}}", {"name": "Ada"}) == "Hi Ada, {{missing}}"

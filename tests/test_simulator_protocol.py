@@ -21,10 +21,11 @@ from channels.testing import WebsocketCommunicator
 from django.urls import path
 from django.utils import timezone
 
-from elevenlabs import simulator
-from elevenlabs.consumers import MAX_FRAME_CHARS, MAX_FRAME_DEPTH, SimulatedAgentConsumer, SimulatorTimings
-from elevenlabs.models import SimulatedConversation
-from elevenlabs.simulator import SIMULATOR_PATH, simulator_agent_id, simulator_mint_signed_url
+from elevenlabs.simulator import agents, conversations, voice
+from elevenlabs.simulator.agents import simulator_agent_id
+from elevenlabs.simulator.consumers import MAX_FRAME_CHARS, MAX_FRAME_DEPTH, SimulatedAgentConsumer, SimulatorTimings
+from elevenlabs.simulator.models import SimulatedConversation
+from elevenlabs.simulator.signed_urls import SIMULATOR_PATH, simulator_mint_signed_url
 from elevenlabs.webhooks import SIGNATURE_HEADER, simulator_signing_secret, verify_signature
 from tests.server import live_asgi_server  # noqa: F401
 
@@ -35,9 +36,9 @@ HTTP = "http://testserver"
 WEBHOOK_URL = f"{HTTP}/elevenlabs/webhook"
 BROWSER = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
 JS_SDK = "&source=js_sdk&version=1.25.0"
-CHUNKS_PER_WORD = 0.4 * simulator.BYTES_PER_SECOND / simulator.AUDIO_CHUNK_BYTES  # 1.6
-SUPPORT = simulator.AGENTS["support"]
-SALES = simulator.AGENTS["sales"]
+CHUNKS_PER_WORD = 0.4 * voice.BYTES_PER_SECOND / voice.AUDIO_CHUNK_BYTES  # 1.6
+SUPPORT = agents.AGENTS["support"]
+SALES = agents.AGENTS["sales"]
 
 
 class ManualClock:
@@ -262,7 +263,7 @@ def test_first_message_override_and_dynamic_variables():
         await comm.disconnect()
 
     run_with_our_webhook(scenario())
-    details = simulator.simulator_get_conversation(minted["conversation_id"])
+    details = conversations.simulator_get_conversation(minted["conversation_id"])
     assert details["user_id"] == "cust-42"
     assert details["conversation_initiation_client_data"]["dynamic_variables"] == {"customer_name": "Ada"}
 
@@ -580,7 +581,7 @@ def test_voice_mode_audio_lasts_as_long_as_the_words_take_to_say():
     async def scenario():
         comm = communicator(application(ManualClock()), mint("sales", text_only=True)["signed_url"])
         await open_conversation(comm, text_only=False)  # the client's override wins over the minted mode
-        words = simulator.count_words(SALES.first_message)
+        words = voice.count_words(SALES.first_message)
         greeting, audio = await receive_turn(comm, words)
         event_id = greeting["agent_response_event"]["event_id"]
         assert {event["type"] for event in audio} == {"audio"}
@@ -591,7 +592,7 @@ def test_voice_mode_audio_lasts_as_long_as_the_words_take_to_say():
         # That was all of it: the next thing sent is the echo of the user's message.
         await comm.send_json_to({"type": "user_message", "text": "For my team"})
         assert (await comm.receive_json_from())["type"] == "user_transcript"
-        reply, reply_audio = await receive_turn(comm, simulator.count_words(SALES.replies[0]))
+        reply, reply_audio = await receive_turn(comm, voice.count_words(SALES.replies[0]))
         assert reply["agent_response_event"]["event_id"] > event_id
         reply_id = reply["agent_response_event"]["event_id"]
         assert all(event["audio_event"]["event_id"] == reply_id for event in reply_audio)
@@ -652,7 +653,7 @@ def test_speech_then_silence_gets_a_spoken_reply():
         clock = ManualClock()
         comm = communicator(application(clock, ping_interval=100.0), minted["signed_url"])
         await open_conversation(comm, text_only=False)
-        words = simulator.count_words(SUPPORT.first_message)
+        words = voice.count_words(SUPPORT.first_message)
         await receive_turn(comm, words)
         await clock.advance(words * 0.4)  # the greeting has been played
         for _ in range(10):  # 0.32 s of speech
@@ -662,7 +663,7 @@ def test_speech_then_silence_gets_a_spoken_reply():
         echo = await comm.receive_json_from()
         assert echo["type"] == "user_transcript"
         assert echo["user_transcription_event"]["user_transcript"] == "(spoken message)"
-        reply, audio = await receive_turn(comm, simulator.count_words(SUPPORT.replies[0]))
+        reply, audio = await receive_turn(comm, voice.count_words(SUPPORT.replies[0]))
         assert reply["agent_response_event"]["agent_response"] == SUPPORT.replies[0]
         assert audio and all(event["type"] == "audio" for event in audio)
         await comm.disconnect()
@@ -684,7 +685,7 @@ def test_speaking_over_the_agent_interrupts_it():
         clock = ManualClock()
         comm = communicator(application(clock), minted["signed_url"])
         await open_conversation(comm, text_only=False)
-        greeting, _ = await receive_turn(comm, simulator.count_words(SUPPORT.first_message))
+        greeting, _ = await receive_turn(comm, voice.count_words(SUPPORT.first_message))
         await clock.advance(1.0)  # the greeting is still playing
         for _ in range(4):
             await comm.send_json_to({"user_audio_chunk": pcm_chunk(3000)})
@@ -695,7 +696,7 @@ def test_speaking_over_the_agent_interrupts_it():
         for _ in range(25):
             await comm.send_json_to({"user_audio_chunk": pcm_chunk(0)})
         assert (await comm.receive_json_from())["type"] == "user_transcript"
-        reply, audio = await receive_turn(comm, simulator.count_words(SUPPORT.replies[0]))
+        reply, audio = await receive_turn(comm, voice.count_words(SUPPORT.replies[0]))
         # The client drops audio older than the interruption; the reply's must be newer.
         assert all(event["audio_event"]["event_id"] >= interrupted_at for event in audio)
         await comm.disconnect()
@@ -757,11 +758,11 @@ def test_goodbye_makes_the_agent_hang_up_after_its_farewell():
         clock = ManualClock()
         comm = communicator(application(clock, ping_interval=100.0), minted["signed_url"])
         await open_conversation(comm, text_only=False)
-        await receive_turn(comm, simulator.count_words(SUPPORT.first_message))
+        await receive_turn(comm, voice.count_words(SUPPORT.first_message))
         await clock.advance(30)
         await comm.send_json_to({"type": "user_message", "text": "That's all, bye!"})
         await comm.receive_json_from()
-        farewell_words = simulator.count_words(SUPPORT.farewell)
+        farewell_words = voice.count_words(SUPPORT.farewell)
         farewell, _ = await receive_turn(comm, farewell_words)
         assert farewell["agent_response_event"]["agent_response"] == SUPPORT.farewell
         await clock.advance(farewell_words * 0.4)  # hangs up once the goodbye has been played

@@ -264,7 +264,7 @@ def test_reconcile_reads_a_simulated_conversation_from_the_simulator(alice, alic
     from django.core.management import call_command
     from django.utils import timezone
 
-    from elevenlabs.models import SimulatedConversation
+    from elevenlabs.simulator.models import SimulatedConversation
     from sessions.services import lifecycle
 
     body = start(alice_api, textOnly=True).json()

@@ -503,7 +503,7 @@ def test_admin_shows_simulated_conversations_read_only(admin_client_):
 
     from django.utils import timezone
 
-    from elevenlabs.models import SimulatedConversation
+    from elevenlabs.simulator.models import SimulatedConversation
 
     conversation = SimulatedConversation.objects.create(
         conversation_id="sim_conv_1",
@@ -512,7 +512,7 @@ def test_admin_shows_simulated_conversations_read_only(admin_client_):
         expires_at=timezone.now() + timedelta(minutes=15),
         transcript=[{"role": "agent", "message": "Hi there"}],
     )
-    base = "/admin/elevenlabs/simulatedconversation/"
+    base = "/admin/simulator/simulatedconversation/"
     assert "sim_conv_1" in admin_client_.get(base).content.decode()
     detail = admin_client_.get(f"{base}{conversation.pk}/change/")
     assert detail.status_code == 200 and "Hi there" in detail.content.decode()

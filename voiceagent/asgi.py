@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, WebSocket through Channels (the simulated agent).
+"""ASGI entry point: HTTP through Django, WebSocket through Channels (the simulated agent, when installed).
 
 HTTP passes the body-limit guard first: Django would otherwise spool a body of any size
 to disk before a view could refuse it. The webhook's headers are checked there too, so
@@ -21,11 +21,23 @@ except ConfigurationError as exc:
     raise SystemExit(2) from None
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.apps import apps  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
-from elevenlabs.routing import websocket_urlpatterns  # noqa: E402
 from elevenlabs.views import webhook_refusal_before_body  # noqa: E402
 from voiceagent.bodylimit import BodyLimitASGI, BodyLimits  # noqa: E402
+
+websocket_urlpatterns = []
+if apps.is_installed("elevenlabs.simulator"):
+    from elevenlabs.simulator.routing import websocket_urlpatterns  # noqa: E402
+
+
+async def refuse_websocket(scope, receive, send):
+    """Any other WebSocket path: refused at the handshake (403), not a traceback from an unmatched route."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.close", "code": 1008})
+
 
 application = ProtocolTypeRouter(
     {
@@ -34,6 +46,6 @@ application = ProtocolTypeRouter(
             limits=BodyLimits(settings.API_MAX_BODY_BYTES, settings.REQUEST_BODY_LIMITS),
             before_body={"/elevenlabs/webhook": webhook_refusal_before_body},
         ),
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": URLRouter([*websocket_urlpatterns, re_path(r"", refuse_websocket)]),
     }
 )

@@ -73,6 +73,11 @@ INSTALLED_APPS = [
     "elevenlabs.apps.ElevenLabsConfig",
     "playground.apps.PlaygroundConfig",
 ]
+# The simulated ElevenLabs agent is an app of its own: production may leave it out (SIMULATOR_ENABLED=false),
+# and then a session asking for simulation is refused (400 simulation_unavailable) and its WebSocket is not routed.
+SIMULATOR_ENABLED = env_bool(env, "SIMULATOR_ENABLED", default=True)
+if SIMULATOR_ENABLED:
+    INSTALLED_APPS.append("elevenlabs.simulator.apps.SimulatorConfig")
 
 MIDDLEWARE = [
     "voiceagent.timing.ServerTimingMiddleware",
@@ -351,6 +356,9 @@ SESSION_STALE_SECONDS = env_int(env, "SESSION_STALE_SECONDS", default=900, minim
 # The agent platform the sessions domain asks what it cannot know itself (sessions/platform.py): whether a
 # session is simulated by default (yes without an API key), and which conversations a client may claim.
 VOICE_AGENT_PLATFORM = "elevenlabs.platform.ElevenLabsPlatform"
+
+# Who holds simulated sessions' conversations (elevenlabs.backends.backend_for); unset without the simulator.
+ELEVENLABS_SIMULATOR_BACKEND = "elevenlabs.simulator.backend.SimulatedAgentBackend" if SIMULATOR_ENABLED else ""
 
 # The simulated agent's timing, as ElevenLabs' defaults (transport_receive_timeout 60 s, max call 600 s).
 SIMULATOR_PING_INTERVAL_SECONDS = env_float(env, "SIMULATOR_PING_INTERVAL_SECONDS", default=10.0, minimum=0.1)

@@ -12,18 +12,16 @@ database, so the tests commit what they write (``django_db(transaction=True)``).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
 
+from tests.elevenlabs_fakes import LoopbackElevenLabs
 from tests.server import asgi_server, env_for_test_database
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -119,46 +117,23 @@ def simulated_server(django_db_setup) -> Iterator[str]:
         yield base_url
 
 
-@dataclass
-class FakeUpstream:
+class FakeUpstream(LoopbackElevenLabs):
     """A local stand-in for api.elevenlabs.io that refuses every request with one answer."""
 
-    status: int
-    body: dict
-    requests: list[dict] = field(default_factory=list)
+    def __init__(self, status: int, body: dict) -> None:
+        super().__init__()
+        self.status = status
+        self.body = body
 
-    def handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
-                fake.requests.append({"path": self.path, "api_key": self.headers.get("xi-api-key")})
-                payload = json.dumps(fake.body).encode()
-                self.send_response(fake.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_POST = do_GET  # noqa: N815
-
-            def log_message(self, *args) -> None:  # keep the test output quiet
-                pass
-
-        return Handler
+    def answer(self, path: str) -> tuple[int, dict]:
+        return self.status, self.body
 
 
 @contextlib.contextmanager
 def fake_upstream(status: int, body: dict) -> Iterator[tuple[str, FakeUpstream]]:
-    fake = FakeUpstream(status=status, body=body)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), fake.handler())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", fake
-    finally:
-        server.shutdown()
-        server.server_close()
+    fake = FakeUpstream(status, body)
+    with fake.serving() as url:
+        yield url, fake
 
 
 INVALID_API_KEY = {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}

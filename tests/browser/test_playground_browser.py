@@ -13,7 +13,7 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from elevenlabs.models import SimulatedConversation
+from elevenlabs.simulator.models import SimulatedConversation
 from sessions.models import VoiceSession
 from tests.browser.conftest import PASSWORD, RECORD_STATUSES, UPSTREAM_API_KEY, log_in, watch
 

@@ -33,8 +33,20 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
-from elevenlabs import simulator
-from elevenlabs.simulator import SignedUrlRefused, SimulatedAgent, SpeechDetector
+from elevenlabs.simulator import voice
+from elevenlabs.simulator.agents import (
+    SPOKEN_MESSAGE_PLACEHOLDER,
+    SimulatedAgent,
+    fill_dynamic_variables,
+    simulated_agent,
+)
+from elevenlabs.simulator.conversations import (
+    simulator_finish_conversation,
+    simulator_send_post_call_webhook,
+    transcript_item,
+)
+from elevenlabs.simulator.signed_urls import SignedUrlRefused, simulator_open_conversation
+from elevenlabs.simulator.voice import SpeechDetector
 from voiceagent.jsonlimits import JsonRejected, loads_bounded
 from voiceagent.logging import session_context
 
@@ -227,7 +239,7 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
             await self._refuse("Origin not allowed")
             return
         try:
-            conversation = await database_sync_to_async(simulator.simulator_open_conversation)(
+            conversation = await database_sync_to_async(simulator_open_conversation)(
                 query_string=self.scope.get("query_string", b"")
             )
         except SignedUrlRefused as exc:
@@ -240,7 +252,7 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
 
         self.conversation_id = conversation.conversation_id
         self.session_id = conversation.session_id
-        self.agent = simulator.simulated_agent(conversation.agent_type)
+        self.agent = simulated_agent(conversation.agent_type)
         self.text_only = conversation.text_only
         self.started_at = self.last_activity = self.clock.now()
         self.next_ping_at = self.started_at + self.timings.ping_interval
@@ -255,8 +267,8 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
             "conversation_initiation_metadata",
             {
                 "conversation_id": self.conversation_id,
-                "agent_output_audio_format": simulator.AUDIO_FORMAT,
-                "user_input_audio_format": simulator.AUDIO_FORMAT,
+                "agent_output_audio_format": voice.AUDIO_FORMAT,
+                "user_input_audio_format": voice.AUDIO_FORMAT,
             },
         )
         self._runner = asyncio.ensure_future(self._run())
@@ -383,7 +395,7 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
             if now < self.playing_until:
                 await self._interrupt(now)
         elif change == SpeechDetector.ENDED:
-            await self._user_turn(simulator.SPOKEN_MESSAGE_PLACEHOLDER, medium="audio")
+            await self._user_turn(SPOKEN_MESSAGE_PLACEHOLDER, medium="audio")
 
     def _on_pong(self, message: dict[str, Any]) -> None:
         event_id = message.get("event_id")
@@ -400,7 +412,7 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
         assert self.agent is not None
         data = self.client_data or ClientData()
         text = data.first_message if data.first_message is not None else self.agent.first_message
-        text = simulator.fill_dynamic_variables(text, data.dynamic_variables).strip()
+        text = fill_dynamic_variables(text, data.dynamic_variables).strip()
         if text:  # an empty first message means the agent waits for the user, as with ElevenLabs
             await self._say(text)
 
@@ -410,14 +422,12 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
         now = self.clock.now()
         self.last_activity = now
         self.transcript.append(
-            simulator.transcript_item(
-                role="user", message=text, time_in_call_secs=self._call_secs(now), source_medium=medium
-            )
+            transcript_item(role="user", message=text, time_in_call_secs=self._call_secs(now), source_medium=medium)
         )
         await self._send_event("user_transcript", {"user_transcript": text, "event_id": self._next_event_id()})
         reply, ends_call = self.agent.reply_to(text, turn=self.user_turns)
         self.user_turns += 1
-        await self._say(simulator.fill_dynamic_variables(reply, self._variables()))
+        await self._say(fill_dynamic_variables(reply, self._variables()))
         if ends_call:
             # Hang up once the goodbye has been heard, not in the middle of it.
             self.hangup_at = max(now, self.playing_until)
@@ -429,7 +439,7 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
         now = self.clock.now()
         event_id = self._next_event_id()
         self.transcript.append(
-            simulator.transcript_item(
+            transcript_item(
                 role="agent",
                 message=text,
                 time_in_call_secs=self._call_secs(now),
@@ -442,8 +452,8 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
         pitch_hz = self.agent.pitch_hz
         # The agents' lines come from the cache; a new line (an override, filled-in variables) is encoded
         # in a thread, since a long one takes milliseconds the other conversations on this loop would wait.
-        audio = simulator.spoken_audio_if_cached(text, pitch_hz=pitch_hz) or await asyncio.to_thread(
-            simulator.spoken_audio, text, pitch_hz=pitch_hz
+        audio = voice.spoken_audio_if_cached(text, pitch_hz=pitch_hz) or await asyncio.to_thread(
+            voice.spoken_audio, text, pitch_hz=pitch_hz
         )
         for index, chunk in enumerate(audio.chunks, start=1):
             await self._send_event("audio", {"audio_base_64": chunk, "event_id": event_id})
@@ -548,7 +558,7 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
         assert self.conversation_id is not None
         data = self.client_data or ClientData()
         try:
-            stored = await database_sync_to_async(simulator.simulator_finish_conversation)(
+            stored = await database_sync_to_async(simulator_finish_conversation)(
                 conversation_id=self.conversation_id,
                 transcript=self.transcript,
                 termination_reason=termination_reason,
@@ -569,7 +579,7 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
         )
         try:
             # Not thread-sensitive: the POST goes to our own server, whose view must not wait for this thread.
-            await database_sync_to_async(simulator.simulator_send_post_call_webhook, thread_sensitive=False)(
+            await database_sync_to_async(simulator_send_post_call_webhook, thread_sensitive=False)(
                 conversation_id=self.conversation_id
             )
         except Exception:

@@ -1,7 +1,8 @@
-"""Fetch ElevenLabs' conversation details for sessions that ended (or went quiet) without post-call data.
+"""Fetch conversation details for sessions that ended (or went quiet) without post-call data.
 
-Safe from cron on several machines at once: storing is idempotent and a
-session ends once. Simulated sessions are read from the simulated agent.
+Safe from cron on several machines at once: storing is idempotent and a session
+ends once. Each session is asked of its own backend: ElevenLabs, or the simulated
+agent for simulated sessions (elevenlabs.reconcile).
 """
 
 from __future__ import annotations
@@ -11,15 +12,12 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from elevenlabs.client import ElevenLabsError, get_client
-from elevenlabs.reconcile import session_reconcile
+from elevenlabs.client import ElevenLabsError
+from elevenlabs.reconcile import ReconcileOutcome, session_reconcile
 from sessions.selectors import sessions_missing_post_call
+from voiceagent.errors import ApplicationError
 
-
-def _simulated_conversation(conversation_id: str) -> dict:
-    from elevenlabs.simulator import simulator_get_conversation
-
-    return simulator_get_conversation(conversation_id)
+ERROR = "error"
 
 
 class Command(BaseCommand):
@@ -42,7 +40,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--audio",
             action="store_true",
-            help="Also download the recording of each conversation ElevenLabs has one for.",
+            help="Also download the recording of each conversation that has one.",
         )
 
     def handle(self, *args, grace, quiet, limit, audio, **options):
@@ -50,24 +48,21 @@ class Command(BaseCommand):
         candidates = sessions_missing_post_call(
             ended_before=now - timedelta(seconds=grace), quiet_before=now - timedelta(seconds=quiet)
         )[:limit]
-        counts = {"stored": 0, "in_progress": 0, "already_stored": 0, "error": 0}
+        counts = {outcome: 0 for outcome in [*ReconcileOutcome, ERROR]}
         for session in candidates:
-            if session.simulation:
-                fetch, download = _simulated_conversation, None  # the simulator records no audio
-            else:
-                client = get_client()
-                fetch = client.get_conversation
-                download = client.download_conversation_audio if audio else None
             try:
-                outcome = session_reconcile(session=session, fetch_conversation=fetch, download_audio=download)
+                outcome = session_reconcile(session=session, with_audio=audio)
             except ElevenLabsError as exc:
-                outcome = "error"
+                outcome = ERROR
                 self.stderr.write(f"{session.pk}: ElevenLabs {exc.status or '-'} {exc.code}: {exc.message}")
-            except Exception as exc:  # a simulated conversation that is gone, say; keep going
-                outcome = "error"
+            except ApplicationError as exc:  # a simulated session where the simulator is not installed, say
+                outcome = ERROR
+                self.stderr.write(f"{session.pk}: {exc.code}: {exc.message}")
+            except Exception as exc:  # anything else about one session; keep going with the others
+                outcome = ERROR
                 self.stderr.write(f"{session.pk}: {type(exc).__name__}: {exc}")
             counts[outcome] += 1
-            if outcome != "error":
+            if outcome != ERROR:
                 self.stdout.write(f"{session.pk}: {outcome.replace('_', ' ')}")
-        summary = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items())
+        summary = ", ".join(f"{n} {str(k).replace('_', ' ')}" for k, n in counts.items())
         self.stdout.write(self.style.SUCCESS(f"Reconciled {sum(counts.values())} session(s): {summary}."))
