@@ -24,8 +24,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from elevenlabs.webhooks import SIGNATURE_HEADER, sign, simulator_signing_secret
-from sessions import services
 from sessions.models import VoiceSession
+from sessions.services import lifecycle
 from tests.elevenlabs_fakes import LoopbackElevenLabs, conversation
 from tests.server import REPO_ROOT, asgi_server, env_for_test_database
 
@@ -129,11 +129,11 @@ def test_the_simulators_websocket_is_not_routed(server):
 
 
 def test_the_webhook_takes_elevenlabs_deliveries_and_refuses_the_simulators_key(server, alice, settings):
-    session = services.session_create(user=alice, customer_id="cust-webhook")
-    services.session_mark_connecting(
+    session = lifecycle.session_create(user=alice, customer_id="cust-webhook")
+    lifecycle.session_mark_connecting(
         session=session, agent_id="agent_support_test", connection_type="websocket", simulation=False
     )
-    services.session_activate(session=session, conversation_id="conv_real_hook")
+    lifecycle.session_activate(session=session, conversation_id="conv_real_hook")
     delivery = {
         "type": "post_call_transcription",
         "event_timestamp": 1765000100,
@@ -158,19 +158,19 @@ def test_the_webhook_takes_elevenlabs_deliveries_and_refuses_the_simulators_key(
 def test_the_reconciler_fills_in_real_sessions_and_reports_simulated_ones(upstream, alice):
     upstream_url, fake = upstream
     long_ago = timezone.now() - timedelta(hours=1)
-    real = services.session_create(user=alice, customer_id="cust-reconcile")
-    services.session_mark_connecting(
+    real = lifecycle.session_create(user=alice, customer_id="cust-reconcile")
+    lifecycle.session_mark_connecting(
         session=real, agent_id="agent_support_test", connection_type="websocket", simulation=False
     )
-    services.session_activate(session=real, conversation_id=RECONCILED_CONVERSATION)
-    services.session_end(session=real)
+    lifecycle.session_activate(session=real, conversation_id=RECONCILED_CONVERSATION)
+    lifecycle.session_end(session=real)
     # A simulated session left from before the simulator was switched off.
-    simulated = services.session_create(user=alice, customer_id="cust-old-sim", simulation=True)
-    services.session_mark_connecting(
+    simulated = lifecycle.session_create(user=alice, customer_id="cust-old-sim", simulation=True)
+    lifecycle.session_mark_connecting(
         session=simulated, agent_id="sim_support_agent", connection_type="websocket", simulation=True
     )
-    services.session_activate(session=simulated, conversation_id="sim_conv_left_over")
-    services.session_end(session=simulated)
+    lifecycle.session_activate(session=simulated, conversation_id="sim_conv_left_over")
+    lifecycle.session_end(session=simulated)
     VoiceSession.objects.filter(pk__in=[real.pk, simulated.pk]).update(ended_at=long_ago)
 
     ran = manage("reconcile_sessions", env=production_env(upstream_url))
