@@ -7,7 +7,7 @@ import logging
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
-from django.utils.csp import CSP
+from django.utils.csp import CSP, build_policy
 from rest_framework import renderers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -100,22 +100,27 @@ def start_failed_response(exc: StartFailed) -> Response:
     return Response({"error": body, "backend_session": SessionOutput(exc.session).data}, status=http_status)
 
 
-class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
-    """DRF's HTML pages carry inline styles and event handlers: they get a policy of their own.
+# DRF's HTML pages carry inline scripts, styles and event handlers. (A nonce would switch
+# 'unsafe-inline' off, so this policy has none.)
+BROWSABLE_API_CSP = {
+    **settings.SECURE_CSP,
+    "script-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+}
 
-    Everything else keeps the strict policy; these pages are for logged-in developers and show
-    only what the JSON shows.
+
+class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
+    """DRF's HTML pages get a policy of their own (BROWSABLE_API_CSP); JSON keeps the strict one.
+
+    These pages are for logged-in developers and show only what the JSON shows. The renderer is
+    where HTML is chosen for a request, so it sets the header itself: Django's CSP middleware
+    leaves a Content-Security-Policy that a response already carries.
     """
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         response = (renderer_context or {}).get("response")
         if response is not None:
-            # A nonce would switch 'unsafe-inline' off, so this policy has none.
-            response._csp_config = {
-                **settings.SECURE_CSP,
-                "script-src": [CSP.SELF, CSP.UNSAFE_INLINE],
-                "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
-            }
+            response.headers[CSP.HEADER_ENFORCE] = build_policy(BROWSABLE_API_CSP)
         return super().render(data, accepted_media_type, renderer_context)
 
 
