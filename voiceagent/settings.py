@@ -384,11 +384,8 @@ REQUEST_BODY_LIMITS = {
     "/elevenlabs/webhook": ELEVENLABS_WEBHOOK_MAX_BYTES,
 }
 
-try:
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-except OSError as exc:
-    raise ConfigurationError(f"LOG_DIR={str(LOG_DIR)!r} cannot be created: {exc.strerror}.") from None
-
+# voiceagent.logging.configure makes LOG_DIR as logging is set up (not while these settings are read).
+LOGGING_CONFIG = "voiceagent.logging.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
