@@ -101,6 +101,8 @@ ASGI_APPLICATION = "voiceagent.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # voiceagent is the project, not an installed app: its own pages (voiceagent/faults.py's 503,
+        # login_guard.py's admin lockout) are found through DIRS.
         "DIRS": [BASE_DIR / "voiceagent" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
@@ -224,8 +226,9 @@ STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
     "playground.finders.NpmModulesFinder",
 ]
+# Never served by URL (so no MEDIA_URL): a call's recording goes out through /voice/sessions/<id>/audio,
+# which checks who asks.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
-MEDIA_URL = "media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -357,9 +360,6 @@ SIMULATOR_END_OF_SPEECH_SILENCE_SECONDS = env_float(
     env, "SIMULATOR_END_OF_SPEECH_SILENCE_SECONDS", default=0.8, minimum=0.1
 )
 SIMULATOR_SPEECH_RMS_THRESHOLD = env_float(env, "SIMULATOR_SPEECH_RMS_THRESHOLD", default=500.0, minimum=0)
-
-# --- Channels (the simulated agent's WebSocket) ------------------------------------------
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_DIR = Path(env.str("LOG_DIR", default=str(BASE_DIR / "logs")))
