@@ -100,27 +100,26 @@ def start_failed_response(exc: StartFailed) -> Response:
     return Response({"error": body, "backend_session": SessionOutput(exc.session).data}, status=http_status)
 
 
-# DRF's HTML pages carry inline scripts, styles and event handlers. (A nonce would switch
-# 'unsafe-inline' off, so this policy has none.)
-BROWSABLE_API_CSP = {
-    **settings.SECURE_CSP,
-    "script-src": [CSP.SELF, CSP.UNSAFE_INLINE],
-    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
-}
-
-
 class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
-    """DRF's HTML pages get a policy of their own (BROWSABLE_API_CSP); JSON keeps the strict one.
+    """DRF's HTML pages carry inline styles and event handlers: they get a policy of their own.
 
-    These pages are for logged-in developers and show only what the JSON shows. The renderer is
-    where HTML is chosen for a request, so it sets the header itself: Django's CSP middleware
-    leaves a Content-Security-Policy that a response already carries.
+    Everything else keeps the strict policy; these pages are for logged-in developers and show
+    only what the JSON shows. The renderer is where HTML is chosen for a request, so it sets the
+    header itself: Django's CSP middleware leaves a Content-Security-Policy that a response
+    already carries.
     """
+
+    # A nonce would switch 'unsafe-inline' off, so this policy has none.
+    policy = {
+        **settings.SECURE_CSP,
+        "script-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+        "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    }
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         response = (renderer_context or {}).get("response")
         if response is not None:
-            response.headers[CSP.HEADER_ENFORCE] = build_policy(BROWSABLE_API_CSP)
+            response.headers[CSP.HEADER_ENFORCE] = build_policy(self.policy)
         return super().render(data, accepted_media_type, renderer_context)
 
 
