@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.server import asgi_server, env_for_test_database
+from devtools.servers import asgi_server
+from tests.server import env_for_test_database
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 MISSING_CHROMIUM = (
