@@ -25,7 +25,7 @@ from bench.common import (
     run_load,
     server_env,
 )
-from tests.server import asgi_server
+from devtools.servers import asgi_server
 
 NAME = "api"
 DESCRIPTION = "create/get/end/list on /voice/sessions, uvicorn workers, SQLite and PostgreSQL"

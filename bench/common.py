@@ -18,7 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from devtools.servers import REPO_ROOT
+
 # The figures' PostgreSQL database: created empty for a figure and dropped after it.
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/voiceagent_bench")
 
@@ -153,7 +154,7 @@ def server_env(database_url: str, log_dir: str) -> dict[str, str]:
         # One user creates thousands of sessions a minute here: the benchmarks measure the flow, not the throttle.
         SESSION_CREATE_THROTTLE="",
     )
-    env.pop("PUBLIC_BASE_URL", None)  # tests.server.asgi_server gives each server its own address
+    env.pop("PUBLIC_BASE_URL", None)  # devtools.servers.asgi_server gives each server its own address
     return env
 
 
@@ -184,7 +185,7 @@ def child_pids(pid: int) -> list[int]:
 
 
 def uvicorn_pid(base_url: str) -> int:
-    """The uvicorn process (a child of this one, as tests.server starts it) that listens on ``base_url``'s port."""
+    """The uvicorn process (a child of this one, as devtools.servers starts it) that listens on ``base_url``'s port."""
     port = str(urlsplit(base_url).port)
     for pid in child_pids(os.getpid()):
         try:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO_ROOT, manage, percentile, print_table, server_env
-from tests.server import asgi_server
+from devtools.servers import asgi_server
 
 NAME = "playground_js"
 DESCRIPTION = "playground JavaScript bytes before/after Start, and Start→connected p50 in Chromium (text mode)"

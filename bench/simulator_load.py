@@ -48,7 +48,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.common import MAKE_TOKEN, child_pids, cpu_seconds, manage, percentile, print_table, server_env, uvicorn_pid
-from tests.server import asgi_server
+from devtools.servers import asgi_server
 
 NAME = "simulator_load"
 DESCRIPTION = "50 simulated voice conversations at once on 2 uvicorn workers: /healthz p50/p99/max while they run"
@@ -281,7 +281,7 @@ def simulate_voice_load(
 ) -> dict[str, Any]:
     """Run ``conversations`` voice conversations at once against ``base_url`` with /healthz probed throughout.
 
-    The server must be a uvicorn process this one started (tests.server.asgi_server): its workers' CPU time is read.
+    The server must be a uvicorn process this one started (devtools.servers.asgi_server): its workers' CPU time is read.
     """
     server = uvicorn_pid(base_url)
     server_pids = [server, *child_pids(server)]

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from bench.common import MAKE_TOKEN, manage, percentile, print_table, run_load, server_env
-from tests.server import asgi_server
+from devtools.servers import asgi_server
 
 NAME = "start_flow"
 DESCRIPTION = "POST /api/voice/sessions against an instant fake ElevenLabs: own time, p50 target under 10 ms"

@@ -40,7 +40,7 @@ from typing import Any
 import requests
 
 from bench.common import MAKE_TOKEN, POSTGRES_URL, REPO_ROOT, manage, on_fresh_postgres, print_table, server_env
-from tests.server import free_port
+from devtools.servers import free_port
 
 NAME = "vs_reference"
 DESCRIPTION = "create/get/end beside a FastAPI + SQLAlchemy reference, wrk, 2 workers each, SQLite and PostgreSQL"

@@ -30,8 +30,8 @@ from typing import Any
 import requests
 
 from bench.common import LoadResult, child_pids, manage, print_table, run_load, server_env, uvicorn_pid
+from devtools.servers import asgi_server
 from elevenlabs.webhooks import SIGNATURE_HEADER, sign
-from tests.server import asgi_server
 
 NAME = "webhook"
 DESCRIPTION = "webhook ingest: 200 KB transcripts/s over uvicorn workers; worker memory for a 50 MB audio delivery"

@@ -1,9 +1,10 @@
 """The one HTTP client voiceagent uses to talk to ElevenLabs Agents (ConvAI).
 
-Only documented endpoints are called (see docs/elevenlabs-api.md §2-4), each at
-exactly one path: the prototype "tried variants" on 404/405 and hid real
-configuration errors that way, so a 4xx here is final and no other endpoint is
-ever tried instead.
+Only endpoints in ElevenLabs' API reference (https://elevenlabs.io/docs/api-reference,
+Agents Platform: the signed URL, the WebRTC token, conversations and their audio,
+Twilio and SIP-trunk outbound calls) are called, each at exactly one path: the
+prototype "tried variants" on 404/405 and hid real configuration errors that way,
+so a 4xx here is final and no other endpoint is ever tried instead.
 
 Retries (tenacity) cover what is transient and nothing else: connection errors,
 timeouts, 408, 429 and 5xx. Waits are exponential with jitter, or what the
@@ -42,11 +43,11 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutErr
 from elevenlabs.postcall import post_call_problem
 from sessions.validators import CONVERSATION_ID
 from voiceagent.jsonlimits import loads_bounded
+from voiceagent.logging import REDACTED
 from voiceagent.timing import record_upstream
 
 logger = logging.getLogger("voiceagent.elevenlabs")
 
-REDACTED = "[REDACTED]"
 MAX_MESSAGE_CHARS = 500
 # An error body is read only this far: it is a short JSON document, and a proxy's
 # HTML error page or a misbehaving upstream must not fill our memory.

@@ -23,11 +23,12 @@ import pytest
 import requests
 from rest_framework.authtoken.models import Token
 
+from devtools.servers import asgi_server
 from elevenlabs.models import WebhookDelivery
 from elevenlabs.webhooks import sign
 from sessions.models import VoiceSession
 from sessions.services import lifecycle
-from tests.server import asgi_server, env_for_test_database
+from tests.server import env_for_test_database
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 

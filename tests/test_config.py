@@ -89,6 +89,29 @@ def test_other_bad_values_are_refused_by_name(tmp_path, name, value):
     assert_one_sentence_naming(result, name)
 
 
+def test_a_log_dir_that_cannot_be_created_is_refused_by_name(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+
+    result = manage(tmp_path, "check", DEBUG="true", LOG_DIR=str(blocker / "logs"))
+
+    message = assert_one_sentence_naming(result, "LOG_DIR")
+    assert "cannot be created" in message
+
+
+def test_reading_the_settings_makes_no_log_dir(tmp_path):
+    """Only setting up logging (django.setup) makes it; importing the settings has no side effect."""
+    log_dir = tmp_path / "not-yet"
+    env = {**os.environ, "VOICEAGENT_READ_DOTENV": "0", "DEBUG": "true", "LOG_DIR": str(log_dir)}
+    code = "import voiceagent.settings as s; print(s.LOG_FILE)"
+    imported = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+
+    assert imported.returncode == 0, imported.stderr
+    assert not log_dir.exists()
+    assert manage(tmp_path, "check", DEBUG="true", LOG_DIR=str(log_dir)).returncode == 0
+    assert log_dir.is_dir()
+
+
 def production_env(**overrides: str) -> dict[str, str]:
     return {
         "DEBUG": "false",

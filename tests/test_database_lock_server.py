@@ -18,11 +18,12 @@ from django.conf import settings as django_settings
 from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 
+from devtools.servers import asgi_server
 from elevenlabs.models import WebhookDelivery
 from elevenlabs.webhooks import sign
 from sessions.models import VoiceSession
 from tests.db_locks import hold_write_lock
-from tests.server import asgi_server, env_for_test_database
+from tests.server import env_for_test_database
 from tests.test_webhook_ingest import TRANSCRIPTION_DATA, active_session, transcription
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]

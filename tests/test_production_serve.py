@@ -25,7 +25,8 @@ from django.conf import global_settings
 from django.test import override_settings
 from requests.cookies import RequestsCookieJar
 
-from tests.server import env_for_test_database, make_serve_server
+from devtools.servers import make_serve_server
+from tests.server import env_for_test_database
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 

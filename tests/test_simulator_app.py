@@ -16,12 +16,12 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from devtools.servers import REPO_ROOT
 from elevenlabs.backends import ElevenLabsBackend, SimulationUnavailable, backend_for
 from elevenlabs.client import ElevenLabsError
 from elevenlabs.simulator.backend import SimulatedAgentBackend
 from elevenlabs.simulator.models import SimulatedConversation
 from sessions.models import VoiceSession
-from tests.server import REPO_ROOT
 
 BEFORE_THE_MOVE = [("elevenlabs", "0003_webhook_outcome_malformed")]
 

@@ -17,8 +17,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from bench.simulator_load import JS_SDK, simulate_voice_load
+from devtools.servers import asgi_server
 from elevenlabs.simulator.consumers import MAX_FRAME_CHARS, MAX_FRAME_DEPTH
-from tests.server import asgi_server, env_for_test_database
+from tests.server import env_for_test_database
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 

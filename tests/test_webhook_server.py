@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from devtools.servers import REPO_ROOT
 from elevenlabs.models import WebhookDelivery
 from elevenlabs.webhooks import sign
 from sessions.models import VoiceSession
 from sessions.services import lifecycle
-from tests.server import REPO_ROOT, env_for_test_database, live_asgi_server  # noqa: F401
+from tests.server import env_for_test_database, live_asgi_server  # noqa: F401
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 

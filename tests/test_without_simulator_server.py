@@ -23,11 +23,12 @@ from rest_framework.authtoken.models import Token
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from devtools.servers import REPO_ROOT, asgi_server
 from elevenlabs.webhooks import SIGNATURE_HEADER, sign, simulator_signing_secret
 from sessions.models import VoiceSession
 from sessions.services import lifecycle
 from tests.elevenlabs_fakes import LoopbackElevenLabs, conversation
-from tests.server import REPO_ROOT, asgi_server, env_for_test_database
+from tests.server import env_for_test_database
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 

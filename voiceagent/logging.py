@@ -9,6 +9,8 @@
   django.request) propagate to the root handlers without passing our loggers.
 - :class:`OneLineFormatter` keeps one event per line: newlines and other
   control characters are escaped, so client text cannot forge log lines.
+- :func:`configure` (settings.LOGGING_CONFIG) makes LOG_DIR when logging is set
+  up, so importing the settings has no side effect.
 """
 
 from __future__ import annotations
@@ -16,9 +18,15 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import logging.config
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote, quote_plus
+
+from django.conf import settings
+
+from voiceagent.config import ConfigurationError
 
 _session_id: contextvars.ContextVar[str] = contextvars.ContextVar("voice_session_id", default="-")
 
@@ -88,10 +96,22 @@ def session_context(session_id: object) -> Iterator[None]:
         _session_id.reset(token)
 
 
+def configure(config: dict) -> None:
+    """Make LOG_DIR, then configure logging from ``config`` as Django's default does (dictConfig).
+
+    The file handler opens its file as it is built; a folder that cannot be made is one sentence
+    naming LOG_DIR (manage.py and the ASGI entry point print it), not dictConfig's traceback.
+    """
+    log_dir = Path(settings.LOG_DIR)
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"LOG_DIR={str(log_dir)!r} cannot be created: {exc.strerror}.") from None
+    logging.config.dictConfig(config)
+
+
 def _configured_secrets() -> list[str]:
     try:
-        from django.conf import settings
-
         values = [str(getattr(settings, name, "") or "") for name in SECRET_SETTINGS]
     except Exception:  # settings not configured (yet): nothing to replace literally
         return []

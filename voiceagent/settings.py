@@ -108,6 +108,8 @@ ASGI_APPLICATION = "voiceagent.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # voiceagent is the project, not an installed app: its own pages (voiceagent/faults.py's 503,
+        # login_guard.py's admin lockout) are found through DIRS.
         "DIRS": [BASE_DIR / "voiceagent" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
@@ -231,8 +233,9 @@ STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
     "playground.finders.NpmModulesFinder",
 ]
+# Never served by URL (so no MEDIA_URL): a call's recording goes out through /voice/sessions/<id>/audio,
+# which checks who asks.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
-MEDIA_URL = "media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -369,9 +372,6 @@ SIMULATOR_END_OF_SPEECH_SILENCE_SECONDS = env_float(
 )
 SIMULATOR_SPEECH_RMS_THRESHOLD = env_float(env, "SIMULATOR_SPEECH_RMS_THRESHOLD", default=500.0, minimum=0)
 
-# --- Channels (the simulated agent's WebSocket) ------------------------------------------
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-
 # --- Logging --------------------------------------------------------------------------------
 LOG_DIR = Path(env.str("LOG_DIR", default=str(BASE_DIR / "logs")))
 LOG_LEVEL = env_choice(
@@ -395,11 +395,8 @@ REQUEST_BODY_LIMITS = {
     "/elevenlabs/webhook": ELEVENLABS_WEBHOOK_MAX_BYTES,
 }
 
-try:
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-except OSError as exc:
-    raise ConfigurationError(f"LOG_DIR={str(LOG_DIR)!r} cannot be created: {exc.strerror}.") from None
-
+# voiceagent.logging.configure makes LOG_DIR as logging is set up (not while these settings are read).
+LOGGING_CONFIG = "voiceagent.logging.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,6 +1,6 @@
 """The simulated agent's WebSocket: ElevenLabs' ConvAI protocol, so the official browser client connects unchanged.
 
-What the browser client needs (docs/elevenlabs-api.md §11) shapes the order of
+What the browser client (@elevenlabs/client) needs shapes the order of
 things here: accept with the ``convai`` subprotocol when it is offered, refuse by
 accepting and closing with 1008 and a reason (a refused handshake gives the client
 only a bare 1006), send ``conversation_initiation_metadata`` before anything else,
@@ -47,6 +47,7 @@ from elevenlabs.simulator.conversations import (
 )
 from elevenlabs.simulator.signed_urls import SignedUrlRefused, simulator_open_conversation
 from elevenlabs.simulator.voice import SpeechDetector
+from sessions.validators import MAX_DYNAMIC_VARIABLES
 from voiceagent.jsonlimits import JsonRejected, loads_bounded
 from voiceagent.logging import session_context
 
@@ -68,7 +69,6 @@ AUDIO_EVENTS_PER_YIELD = 8  # two seconds of audio, then other conversations on 
 MAX_TEXT_CHARS = 4000
 MAX_FIRST_MESSAGE_CHARS = 2000
 MAX_USER_ID_CHARS = 256
-MAX_DYNAMIC_VARIABLES = 100
 
 # Where each server event keeps its payload: mostly "<type>_event", with ElevenLabs' exceptions.
 EVENT_KEYS = {

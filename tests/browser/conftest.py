@@ -21,8 +21,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from devtools.servers import asgi_server
 from tests.elevenlabs_fakes import LoopbackElevenLabs
-from tests.server import asgi_server, env_for_test_database
+from tests.server import env_for_test_database
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 MISSING_CHROMIUM = (

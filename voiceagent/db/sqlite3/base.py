@@ -1,18 +1,35 @@
 """SQLite, with the threads of one process queueing for the write lock in Python.
 
-SQLite has one write lock per database. A writer that finds it taken sleeps in
-SQLite's busy handler, in steps that grow to 100 ms, and may lose the race
-again when it wakes: under a few dozen concurrent requests the unlucky ones
-waited over a second (the API benchmark's p99). The request threads of one
-worker process now queue on a process-wide lock before BEGIN IMMEDIATE, so
-only one writer per process is ever in SQLite's busy loop and the rest wake
-the moment the lock is free. Readers are not affected.
+Django's supported options do most of the job and are used (voiceagent/settings.py):
+``transaction_mode="IMMEDIATE"`` takes the write lock at BEGIN, so a read-then-write
+transaction waits instead of failing; ``timeout`` (DATABASE_LOCK_TIMEOUT_SECONDS) bounds
+SQLite's busy wait; ``init_command`` sets WAL and ``synchronous=NORMAL``. What they cannot
+change is how SQLite's busy handler waits: it sleeps in steps that grow to 100 ms and a
+woken writer may lose the race again, so under a few dozen concurrent requests the unlucky
+writers wait seconds. Python's sqlite3 offers no other busy handler, and no PRAGMA changes
+it. Measured on the project's 2-core machine (shared with other test runs, so ranges),
+zero errors throughout:
+
+- the API benchmark's load (bench/api.py: 4 uvicorn workers, 32 clients, 1500 creates
+  then 1500 ends): the stock backend with these options, create p99 3.1-5.9 s and end
+  p99 4.3-9.1 s (7 runs); adding PRAGMAs mmap_size, cache_size, temp_store and
+  wal_autocheckpoint=4000 to init_command did not help (3.0-8.0 s, 4.5-8.7 s; 3 runs).
+  With this queue: create p99 1.3-2.9 s, end p99 2.7-3.0 s (5 runs);
+- writers alone (4 processes x 8 threads x 60 transactions): p99 4.3 s and up to
+  10.8 s stock, 0.5-1.0 s with this queue.
+
+So the request threads of one worker process queue on a process-wide lock before BEGIN
+IMMEDIATE: only one writer per process is ever in SQLite's busy loop, and the rest wake
+the moment the lock is free. Readers are not affected. The queue hooks only the public
+transaction methods of the connection: ``set_autocommit(False)`` (how ``atomic()`` begins
+the outermost transaction) takes the lock, ``commit()``, ``rollback()`` and ``close()``
+release it.
 
 The queue and SQLite's busy wait share one budget, the connection's ``timeout``
-(DATABASE_LOCK_TIMEOUT_SECONDS): a writer that queued for most of it gets only
-the rest in SQLite, so no request waits for the lock longer than configured.
-Past it the writer gets OperationalError ("database is locked"), which the
-project answers with 503 and Retry-After.
+(DATABASE_LOCK_TIMEOUT_SECONDS): a writer that queued for most of it gets only the rest
+in SQLite, so no request waits for the lock longer than configured. Past it the writer
+gets OperationalError ("database is locked"), which the project answers with 503 and
+Retry-After.
 """
 
 from __future__ import annotations
@@ -55,13 +72,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self._lock_wait_override = previous
             self._set_busy_timeout(self.lock_wait_seconds)
 
-    def _set_busy_timeout(self, seconds: float) -> None:
-        if self.connection is not None:
-            self.connection.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
-
-    def _start_transaction_under_autocommit(self):
-        if self.transaction_mode != "IMMEDIATE":
-            return super()._start_transaction_under_autocommit()
+    def set_autocommit(self, autocommit, force_begin_transaction_with_broken_autocommit=False):
+        # atomic() begins the outermost transaction this way; in IMMEDIATE mode that BEGIN takes the write lock.
+        immediate = str(self.settings_dict["OPTIONS"].get("transaction_mode") or "").upper() == "IMMEDIATE"
+        if autocommit or not force_begin_transaction_with_broken_autocommit or not immediate:
+            return super().set_autocommit(autocommit, force_begin_transaction_with_broken_autocommit)
+        # Connect (a request's first query does) before queueing: others wait behind the queue, not behind a connect.
+        self.ensure_connection()
         budget = self.lock_wait_seconds
         started = time.monotonic()
         if not _process_writer.acquire(timeout=budget):
@@ -70,35 +87,39 @@ class DatabaseWrapper(base.DatabaseWrapper):
         queued = time.monotonic() - started
         try:
             if queued < _NEGLIGIBLE_WAIT_SECONDS:
-                return super()._start_transaction_under_autocommit()
+                return super().set_autocommit(autocommit, force_begin_transaction_with_broken_autocommit)
             self._set_busy_timeout(max(budget - queued, 0.0))
             try:
-                return super()._start_transaction_under_autocommit()
+                return super().set_autocommit(autocommit, force_begin_transaction_with_broken_autocommit)
             finally:
                 self._set_busy_timeout(budget)
         except BaseException:
             self._release_process_writer()
             raise
 
+    def commit(self):
+        try:
+            return super().commit()
+        finally:
+            self._release_process_writer()
+
+    def rollback(self):
+        try:
+            return super().rollback()
+        finally:
+            self._release_process_writer()
+
+    def close(self):
+        try:
+            return super().close()
+        finally:
+            self._release_process_writer()
+
+    def _set_busy_timeout(self, seconds: float) -> None:
+        if self.connection is not None:
+            self.connection.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
+
     def _release_process_writer(self) -> None:
         if self._holds_process_writer:
             self._holds_process_writer = False
             _process_writer.release()
-
-    def _commit(self):
-        try:
-            return super()._commit()
-        finally:
-            self._release_process_writer()
-
-    def _rollback(self):
-        try:
-            return super()._rollback()
-        finally:
-            self._release_process_writer()
-
-    def _close(self):
-        try:
-            return super()._close()
-        finally:
-            self._release_process_writer()

@@ -1,0 +1,123 @@
+"""A real, production-style server process: what the tests and the benchmarks run against.
+
+:func:`asgi_server` runs ``uvicorn voiceagent.asgi:application`` with several worker
+processes on a free loopback port and yields its base URL; :func:`make_serve_server`
+runs what `make serve` runs (scripts/serve.sh). Both stop the server on the way out.
+tests/server.py points them at the pytest-django test database; the benchmarks
+(bench/) at a database of their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def asgi_server(
+    *,
+    env: Mapping[str, str],
+    workers: int = 2,
+    startup_timeout: float = 60.0,
+    log_level: str = "warning",
+) -> Iterator[str]:
+    """Run uvicorn with ``workers`` processes and environment ``env``; yield ``http://127.0.0.1:<port>``.
+
+    Unless ``env`` names one, the server's PUBLIC_BASE_URL is its own address, as an operator would set it.
+    """
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "voiceagent.asgi:application",
+        "--workers",
+        str(workers),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        log_level,
+        "--no-access-log",
+    ]
+    with _running(command, env=env, port=port, startup_timeout=startup_timeout) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def make_serve_server(*, env: Mapping[str, str], workers: int = 2, startup_timeout: float = 180.0) -> Iterator[str]:
+    """What `make serve` runs (scripts/serve.sh: collectstatic, migrate, uvicorn); yield its base URL.
+
+    Unless ``env`` names one, the server's PUBLIC_BASE_URL is its own address, as an operator would set it.
+
+    The wait includes collectstatic, which compresses every file (several seconds, more on a busy machine).
+    """
+    port = free_port()
+    env = {**env, "PY": sys.executable, "PORT": str(port), "WORKERS": str(workers), "HOST": "127.0.0.1"}
+    command = ["bash", str(REPO_ROOT / "scripts" / "serve.sh")]
+    with _running(command, env=env, port=port, startup_timeout=startup_timeout) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def _running(command: list[str], *, env: Mapping[str, str], port: int, startup_timeout: float) -> Iterator[str]:
+    base_url = f"http://127.0.0.1:{port}"
+    env = {"PUBLIC_BASE_URL": base_url, **env}
+    # A file rather than a pipe: nobody reads the output while the server runs, and a full pipe would block it.
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=dict(env), stdout=output, stderr=subprocess.STDOUT)  # noqa: S603
+        try:
+            _wait_until_answering(process, base_url, output, startup_timeout)
+            yield base_url
+        finally:
+            _stop(process)
+
+
+def _wait_until_answering(process: subprocess.Popen, base_url: str, output: IO[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{_tail(output)}")
+        try:
+            # Any answer means Django is serving; what /healthz reports is for the tests to judge.
+            requests.get(f"{base_url}/healthz", timeout=5)
+            return
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet, or (on a busy machine) a worker's first request, which imports the
+            # URLconf and every view, took longer than the wait: ask again until the deadline.
+            time.sleep(0.1)
+    raise RuntimeError(f"the server did not answer on {base_url} within {timeout:.0f} s:\n{_tail(output)}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()  # uvicorn's supervisor stops its workers on SIGTERM
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def _tail(output: IO[bytes], limit: int = 4000) -> str:
+    output.seek(0)
+    return output.read().decode("utf-8", errors="replace")[-limit:]
