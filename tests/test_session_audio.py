@@ -220,7 +220,9 @@ def test_under_asgi_the_file_is_streamed_block_by_block(alice, recorded, recordi
 
     async def fetch():
         response = await client.get(audio_url(recorded), headers={"Range": "bytes=100-"})
-        return response, [block async for block in response]  # as Django's ASGI handler consumes it
+        blocks = [block async for block in response]  # as Django's ASGI handler consumes it
+        response.close()  # and closes it, which closes the file
+        return response, blocks
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "StreamingHttpResponse must consume synchronous iterators..."
