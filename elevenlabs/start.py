@@ -138,7 +138,7 @@ def session_start(
 
     if outbound_call:
         session = session_dial(session=session, agent_id=agent_id)
-        return StartResult(session=session, conversation=_phone_conversation(session))
+        return StartResult(session=session, conversation=_conversation_without_credential(session))
     connected = session_connect(session=session, agent_id=agent_id, text_only=text_only)
     return StartResult(session=connected.session, conversation=connected.credential.as_response())
 
@@ -218,12 +218,14 @@ def _check_outbound_possible(*, simulation: bool) -> None:
         )
 
 
-def _phone_conversation(session: VoiceSession) -> dict[str, Any]:
+def _conversation_without_credential(session: VoiceSession) -> dict[str, Any]:
+    """What was started, as the session records it: for a phone call (nothing to hand a client) and for a
+    replayed start (browser credentials are single-use and never stored)."""
     return {
-        "connection_type": ConnectionType.PHONE.value,
+        "connection_type": session.connection_type,
         "agent_id": session.agent_id,
         "conversation_id": session.conversation_id,
-        "simulation": False,
+        "simulation": session.simulation,
     }
 
 
@@ -232,14 +234,7 @@ def _replay(user, key: str) -> StartResult | None:
     session = VoiceSession.objects.filter(created_by=owner, idempotency_key=key).first()
     if session is None:
         return None
-    # Browser credentials are single-use and never stored, so a replay says what was started, without one.
-    conversation = {
-        "connection_type": session.connection_type,
-        "agent_id": session.agent_id,
-        "conversation_id": session.conversation_id,
-        "simulation": session.simulation,
-        "replayed": True,
-    }
+    conversation = {**_conversation_without_credential(session), "replayed": True}
     return StartResult(session=session, conversation=conversation, replayed=True)
 
 
