@@ -12,13 +12,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sessions.services.lifecycle import MAX_CALL_DURATION_SECS
+from sessions.post_call import MAX_CALL_COST, MAX_CALL_DURATION_SECS
 
 _OPTIONAL_STRINGS = {
     "status": ("status",),
     "metadata.termination_reason": ("metadata", "termination_reason"),
     "analysis.call_successful": ("analysis", "call_successful"),
     "analysis.transcript_summary": ("analysis", "transcript_summary"),
+    "analysis.call_summary_title": ("analysis", "call_summary_title"),
+    "metadata.main_language": ("metadata", "main_language"),
 }
 
 
@@ -47,14 +49,18 @@ def post_call_problem(conversation: Any, *, prefix: str = "") -> str | None:
             value = (value or {}).get(key)
         if value is not None and not isinstance(value, str):
             return f"{prefix}{field} must be a string, not {_kind(value)}."
-    duration = (conversation.get("metadata") or {}).get("call_duration_secs")
-    if duration is not None and (
-        isinstance(duration, bool)
-        or not isinstance(duration, (int, float))
-        or not math.isfinite(duration)
-        or not 0 <= duration <= MAX_CALL_DURATION_SECS
+    for name, unit, maximum in (
+        ("call_duration_secs", "a number of seconds", MAX_CALL_DURATION_SECS),
+        ("cost", "a number of credits", MAX_CALL_COST),
     ):
-        return f"{prefix}metadata.call_duration_secs must be a number of seconds from 0 to {MAX_CALL_DURATION_SECS}."
+        value = (conversation.get("metadata") or {}).get(name)
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not 0 <= value <= maximum
+        ):
+            return f"{prefix}metadata.{name} must be {unit} from 0 to {maximum}."
     has_audio = conversation.get("has_audio")
     if has_audio is not None and not isinstance(has_audio, bool):
         return f"{prefix}has_audio must be true or false, not {_kind(has_audio)}."

@@ -63,6 +63,14 @@ class EventKind(models.TextChoices):
     CLIENT_DISCONNECT = "client.disconnect", "Client disconnected"
 
 
+class CallOutcome(models.TextChoices):
+    """ElevenLabs' verdict on a call (``analysis.call_successful``); blank until post-call data arrives."""
+
+    SUCCESS = "success", "Success"
+    FAILURE = "failure", "Failure"
+    UNKNOWN = "unknown", "Unknown"
+
+
 class ConnectionType(models.TextChoices):
     WEBRTC = "webrtc", "WebRTC"
     WEBSOCKET = "websocket", "WebSocket"
@@ -101,14 +109,18 @@ class VoiceSession(models.Model):
     failure_message = models.TextField(blank=True)
     upstream_status = models.PositiveSmallIntegerField(null=True, blank=True)
 
-    # Post-call data, from the webhook or the reconciler.
+    # Post-call data, from the webhook or the reconciler: the payload as received, and its facts as
+    # typed columns that filters, analytics and the admin can reach (sessions.services.lifecycle fills both).
     transcript = models.JSONField(default=list, blank=True)
     analysis = models.JSONField(default=dict, blank=True)
     call_metadata = models.JSONField(default=dict, blank=True)
-    call_successful = models.CharField(max_length=16, blank=True)
+    call_successful = models.CharField(max_length=16, choices=CallOutcome.choices, blank=True)
     transcript_summary = models.TextField(blank=True)
+    summary_title = models.CharField(max_length=255, blank=True)
     call_duration_secs = models.PositiveIntegerField(null=True, blank=True)
+    cost = models.PositiveIntegerField(null=True, blank=True, help_text="ElevenLabs credits (metadata.cost).")
     termination_reason = models.CharField(max_length=255, blank=True)
+    main_language = models.CharField(max_length=35, blank=True)
     post_call_received_at = models.DateTimeField(null=True, blank=True)
     audio = models.FileField(upload_to="call-audio/%Y/%m/", blank=True)
 

@@ -114,6 +114,14 @@ class SessionOutput(serializers.ModelSerializer):
             "upstream_status",
             "updated_at",
             "audio_url",
+            # The call's facts once post-call data arrives (null or "" before).
+            "call_duration_secs",
+            "cost",
+            "call_successful",
+            "termination_reason",
+            "main_language",
+            "summary_title",
+            "transcript_summary",
         ]
 
     @extend_schema_field(
@@ -135,10 +143,6 @@ class SessionDetailOutput(SessionOutput):
     class Meta(SessionOutput.Meta):
         fields = [
             *SessionOutput.Meta.fields,
-            "call_successful",
-            "transcript_summary",
-            "call_duration_secs",
-            "termination_reason",
             "transcript",
             "analysis",
             "call_metadata",

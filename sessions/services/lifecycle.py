@@ -19,6 +19,7 @@ from django.utils import timezone
 from sessions.errors import ConversationAlreadyClaimed, ConversationMismatch, InvalidTransition
 from sessions.models import EndReason, EventKind, SessionEvent, Status, VoiceSession
 from sessions.platform import session_runs_simulated
+from sessions.post_call import POST_CALL_FACT_FIELDS, post_call_facts
 from voiceagent.logging import session_context
 
 logger = logging.getLogger("voiceagent.sessions")
@@ -233,14 +234,6 @@ def session_record_event(*, session: VoiceSession, kind: str, payload: dict | No
     return event
 
 
-# VoiceSession.call_duration_secs is a PositiveIntegerField: 32-bit signed on every database.
-MAX_CALL_DURATION_SECS = 2**31 - 1
-
-
-def _of_type(value: Any, kind: type, default: Any) -> Any:
-    return value if isinstance(value, kind) else default
-
-
 def session_store_post_call(
     *,
     session: VoiceSession,
@@ -255,24 +248,16 @@ def session_store_post_call(
     newer copy and writes no second transition.
     """
     # Callers check the shape first (elevenlabs.postcall); whatever slips through is dropped, never a crash.
-    metadata = _of_type(conversation.get("metadata"), dict, {})
-    analysis = _of_type(conversation.get("analysis"), dict, {})
+    metadata = conversation.get("metadata") if isinstance(conversation.get("metadata"), dict) else {}
+    analysis = conversation.get("analysis") if isinstance(conversation.get("analysis"), dict) else {}
+    transcript = conversation.get("transcript") if isinstance(conversation.get("transcript"), list) else []
     with transaction.atomic():
         locked = _lock(session)
-        locked.transcript = _of_type(conversation.get("transcript"), list, [])
+        locked.transcript = transcript
         locked.analysis = analysis
         locked.call_metadata = metadata
-        locked.call_successful = _of_type(analysis.get("call_successful"), str, "")[:16]
-        locked.transcript_summary = _of_type(analysis.get("transcript_summary"), str, "")
-        duration = metadata.get("call_duration_secs")
-        locked.call_duration_secs = (
-            int(duration)
-            if isinstance(duration, (int, float))
-            and not isinstance(duration, bool)
-            and 0 <= duration <= MAX_CALL_DURATION_SECS
-            else None
-        )
-        locked.termination_reason = _of_type(metadata.get("termination_reason"), str, "")[:255]
+        for field, value in post_call_facts(conversation).items():
+            setattr(locked, field, value)
         if locked.started_at is None:
             # No client reported the connection (an API client, a phone call): the call's own start time.
             locked.started_at = _from_unix(metadata.get("start_time_unix_secs"))
@@ -283,10 +268,7 @@ def session_store_post_call(
                 "transcript",
                 "analysis",
                 "call_metadata",
-                "call_successful",
-                "transcript_summary",
-                "call_duration_secs",
-                "termination_reason",
+                *POST_CALL_FACT_FIELDS,
                 "started_at",
                 "post_call_received_at",
                 "updated_at",
