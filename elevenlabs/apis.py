@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from elevenlabs.serializers import ElevenLabsActionInput, StartSessionInput
 from elevenlabs.start import session_connect, session_start
 from sessions.selectors import session_visible_to
-from sessions.serializers import SessionOutput
+from sessions.serializers import session_output
 from sessions.services.lifecycle import session_end
 from sessions.throttles import throttle_session_create
 
@@ -32,7 +32,7 @@ class StartSessionApi(APIView):
         key = request.headers.get("Idempotency-Key", "").strip()[:128] or None
         started = session_start(user=request.user, idempotency_key=key, **data.validated_data)
         body = {
-            "backend_session": SessionOutput(started.session).data,
+            "backend_session": session_output(started.session),
             "elevenlabs_conversation": started.conversation,
             "agent_type": started.session.agent_type,
         }

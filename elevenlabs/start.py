@@ -21,7 +21,7 @@ from elevenlabs.credentials import agent_id_for, credential_mint, resolve_connec
 from sessions.errors import InvalidTransition, SessionError
 from sessions.models import ConnectionType, Direction, Status, VoiceSession
 from sessions.platform import session_runs_simulated
-from sessions.serializers import SessionOutput
+from sessions.serializers import session_output
 from sessions.services.lifecycle import (
     session_activate,
     session_create,
@@ -62,7 +62,7 @@ class StartFailed(ApplicationError):
             )
 
     def body(self) -> dict[str, Any]:
-        return {**super().body(), "backend_session": SessionOutput(self.session).data}
+        return {**super().body(), "backend_session": session_output(self.session)}
 
 
 class OutboundUnavailable(SessionError):

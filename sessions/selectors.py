@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import django_filters
-from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
+from functools import cache
 
-from sessions.models import AgentType, Status, VoiceSession
+import django_filters
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models import QuerySet
+from django.http import Http404
+
+from sessions.models import AgentType, SessionEvent, Status, VoiceSession
 
 
 def sessions_visible_to(user) -> QuerySet[VoiceSession]:
@@ -17,9 +22,51 @@ def sessions_visible_to(user) -> QuerySet[VoiceSession]:
     return qs.filter(created_by=user)
 
 
-def session_visible_to(user, session_id) -> VoiceSession:
-    """The session, if ``user`` may see it; someone else's answers 404, like one that does not exist."""
-    return get_object_or_404(sessions_visible_to(user), pk=session_id)
+def session_visible_to(user, session_id, *, with_timeline: bool = False) -> VoiceSession:
+    """The session, if ``user`` may see it; someone else's answers 404, like one that does not exist.
+
+    It carries its owner's name (``created_by_username``) and, ``with_timeline``, its timeline
+    (``timeline_events``), read with SQL written once per process: every call of the session API
+    starts here, and building the same queries through the ORM on each call cost 1 ms of a 2.2 ms
+    GET (issue 10).
+    """
+    try:
+        session_key = VoiceSession._meta.pk.get_db_prep_value(session_id, connection)
+    except ValidationError:
+        raise Http404("No such session.") from None
+    params = [session_key] if user.is_staff else [session_key, user.pk]
+    found = list(VoiceSession.objects.raw(_session_sql(owner_only=not user.is_staff), params))
+    if not found:
+        raise Http404("No such session.")
+    session = found[0]
+    if with_timeline:
+        session.timeline_events = list(SessionEvent.objects.raw(_timeline_sql(), [session_key]))
+    return session
+
+
+# Both statements are made of the models' own table and column names (quoted); values go as parameters.
+@cache
+def _session_sql(*, owner_only: bool) -> str:
+    quote = connection.ops.quote_name
+    sessions, users = VoiceSession._meta, get_user_model()._meta
+    columns = ", ".join(f"s.{quote(field.column)}" for field in sessions.concrete_fields)
+    owner = quote(sessions.get_field("created_by").column)
+    username = f"u.{quote(users.get_field('username').column)} AS created_by_username"
+    joined = (
+        f"{quote(sessions.db_table)} s LEFT JOIN {quote(users.db_table)} u ON u.{quote(users.pk.column)} = s.{owner}"
+    )
+    sql = f"SELECT {columns}, {username} FROM {joined} WHERE s.{quote(sessions.pk.column)} = %s"  # noqa: S608
+    return f"{sql} AND s.{owner} = %s" if owner_only else sql
+
+
+@cache
+def _timeline_sql() -> str:
+    quote = connection.ops.quote_name
+    events = SessionEvent._meta
+    columns = ", ".join(quote(field.column) for field in events.concrete_fields)
+    order = ", ".join(quote(events.get_field(name).column) for name in events.ordering)
+    session = quote(events.get_field("session").column)
+    return f"SELECT {columns} FROM {quote(events.db_table)} WHERE {session} = %s ORDER BY {order}"  # noqa: S608
 
 
 class SessionFilter(django_filters.FilterSet):

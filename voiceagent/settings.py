@@ -136,6 +136,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # transactions wait (up to `timeout` seconds) instead of failing at once,
     # and our backend queues each process's writers in Python first.
     DATABASES["default"]["ENGINE"] = "voiceagent.db.sqlite3"
+    # Kept open between requests: one per HTTP thread (HTTP_THREADS) at most. Opening one per request
+    # cost 3 ms of CPU in a 6.4 ms create (the connect, the PRAGMAs, and the WAL checkpoint of the close).
+    DATABASES["default"]["CONN_MAX_AGE"] = None
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "transaction_mode": "IMMEDIATE",
@@ -144,25 +147,28 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    # Under ASGI every request runs in a thread of its own, so persistent connections
-    # (CONN_MAX_AGE > 0) pile up until PostgreSQL refuses more: bench/api.py saw half of
-    # all requests fail that way. Django's psycopg pool bounds them per worker process.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Kept open between requests, one per thread that uses the database: the HTTP_THREADS of each
+    # worker (voiceagent/asgi.py) and Channels' few database threads, so workers x (HTTP_THREADS + 6)
+    # bounds them. Django's psycopg pool, taken and given back on every request, cost 4.6 ms of CPU per
+    # GET under load against 1.9 ms for kept connections (issue 10). A connection that broke (a
+    # PostgreSQL restart) is found at the next request's start and replaced (CONN_HEALTH_CHECKS).
+    DATABASES["default"]["CONN_MAX_AGE"] = None
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
     _options = DATABASES["default"].setdefault("OPTIONS", {})
-    _options.setdefault(
-        "pool",
-        {
-            "min_size": 1,
-            "max_size": env_int(env, "DATABASE_POOL_SIZE", default=10, minimum=1),
-            "timeout": DATABASE_LOCK_TIMEOUT_SECONDS,
-        },
-    )
     # libpq counts whole seconds and treats anything under 2 as 2.
     _options.setdefault("connect_timeout", max(2, math.ceil(DATABASE_LOCK_TIMEOUT_SECONDS)))
     _lock_timeout = f"-c lock_timeout={int(DATABASE_LOCK_TIMEOUT_SECONDS * 1000)}"
     _options["options"] = f"{_options['options']} {_lock_timeout}" if _options.get("options") else _lock_timeout
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Serving ------------------------------------------------------------------------
+# Threads per worker process that run Django's views for HTTP (voiceagent/asgi.py). Views wait on the
+# database, so a few per core keep it busy; more only queue at SQLite's single writer.
+HTTP_THREADS = env_int(env, "HTTP_THREADS", default=4, minimum=1)
+
+# How long a worker process trusts what it learnt of an API token (voiceagent/authentication.py):
+# a token deleted in the admin stops working everywhere within this many seconds. 0: ask every time.
+TOKEN_CACHE_SECONDS = env_float(env, "TOKEN_CACHE_SECONDS", default=5.0, minimum=0.0)
 
 # --- Cache (throttles) ------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -295,7 +301,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so an anonymous or bad-token call gets 401 with WWW-Authenticate.
-        "rest_framework.authentication.TokenAuthentication",
+        "voiceagent.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -194,6 +194,11 @@ def session_activate(*, session: VoiceSession, conversation_id: str) -> VoiceSes
 
 def session_end(*, session: VoiceSession, reason: str = EndReason.USER, payload: dict | None = None) -> VoiceSession:
     """End the session. Ending a session that has already ended (or failed) returns it unchanged."""
+    if session.is_terminal:
+        # No lock, no write transaction: an ended session never ends again, and most ends are repeats
+        # (a client's retry, a page's unload beside its explicit end). On SQLite every write
+        # transaction queues for the one writer; these no longer do.
+        return session
     with transaction.atomic():
         locked = _lock(session)
         if locked.is_terminal:
