@@ -77,7 +77,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 # Settings whose values are secrets; they are replaced literally wherever they appear.
-SECRET_SETTINGS = ("ELEVENLABS_API_KEY", "ELEVENLABS_WEBHOOK_SECRET", "SECRET_KEY")
+SECRET_SETTINGS = ("ELEVENLABS_API_KEY", "ELEVENLABS_WEBHOOK_SECRET", "SECRET_KEY", "METRICS_TOKEN")
 # A very short "secret" would redact ordinary words; real ones are far longer.
 _MIN_SECRET_LENGTH = 6
 
