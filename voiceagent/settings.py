@@ -380,6 +380,9 @@ LOG_LEVEL = env_choice(
 ).upper()
 LOG_MAX_BYTES = env_int(env, "LOG_MAX_BYTES", default=10 * 1024 * 1024, minimum=1024)
 LOG_BACKUP_COUNT = env_int(env, "LOG_BACKUP_COUNT", default=5, minimum=1)
+# text: one readable line per event; json: one JSON object per line (time, level, logger, session_id,
+# message, extra fields) for log shippers. Both go to the file and stderr, redacted alike.
+LOG_FORMAT = env_choice(env, "LOG_FORMAT", default="text", choices={"text", "json"})
 LOG_FILE = LOG_DIR / "elevenlabs.log"
 CLIENT_LOG_MAX_BYTES = env_int(env, "CLIENT_LOG_MAX_BYTES", default=8 * 1024, minimum=256)
 
@@ -418,6 +421,7 @@ REQUEST_BODY_LIMITS = {
 
 # voiceagent.logging.configure makes LOG_DIR as logging is set up (not while these settings are read).
 LOGGING_CONFIG = "voiceagent.logging.configure"
+_LOG_FORMATTER = "json" if LOG_FORMAT == "json" else "line"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -430,6 +434,7 @@ LOGGING = {
             "()": "voiceagent.logging.OneLineFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s session=%(session_id)s %(message)s",
         },
+        "json": {"()": "voiceagent.logging.JsonLineFormatter"},
     },
     "handlers": {
         "file": {
@@ -439,12 +444,12 @@ LOGGING = {
             "backupCount": LOG_BACKUP_COUNT,
             "encoding": "utf-8",
             "filters": ["session", "redact"],
-            "formatter": "line",
+            "formatter": _LOG_FORMATTER,
         },
         "console": {
             "class": "logging.StreamHandler",
             "filters": ["session", "redact"],
-            "formatter": "line",
+            "formatter": _LOG_FORMATTER,
         },
     },
     "root": {"handlers": ["file", "console"], "level": LOG_LEVEL},

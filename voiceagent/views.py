@@ -239,8 +239,12 @@ class LogTailInput(serializers.Serializer):
 
 
 class LogTailOutput(serializers.Serializer):
-    lines = serializers.ListField(child=serializers.CharField())
+    lines = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The file's lines as written, oldest first: text lines, or JSON objects with LOG_FORMAT=json.",
+    )
     file = serializers.CharField()
+    format = serializers.ChoiceField(choices=["text", "json"], help_text="How lines are written now (LOG_FORMAT).")
 
 
 def _body_too_large(request: Request) -> int | None:
@@ -334,7 +338,7 @@ class ClientLogApi(APIView):
         query = LogTailInput(data=request.query_params)
         query.is_valid(raise_exception=True)
         lines = tail_lines(settings.LOG_FILE, query.validated_data["tail"])
-        return Response({"lines": lines, "file": settings.LOG_FILE.name})
+        return Response({"lines": lines, "file": settings.LOG_FILE.name, "format": settings.LOG_FORMAT})
 
 
 # --- API docs ------------------------------------------------------------------------------------
