@@ -23,8 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.authtoken.models import Token
 
 from devtools.servers import asgi_server
-from sessions.models import Status, VoiceSession
-from tests.server import env_for_test_database
+from sessions.models import Status
+from tests.server import env_for_test_database, wait_for_post_call
 from voiceagent.metrics import prepare_multiproc_dir
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
@@ -108,12 +108,7 @@ def test_a_simulated_conversation_is_counted_once_across_two_workers(metrics_ser
         assert [json.loads(socket.recv(timeout=10))["type"] for _ in range(2)] == ["user_transcript", "agent_response"]
         socket.close(code=1000, reason="done")
 
-    deadline = time.monotonic() + 20
-    session = VoiceSession.objects.get(pk=session_id)
-    while time.monotonic() < deadline and session.post_call_received_at is None:
-        time.sleep(0.1)
-        session.refresh_from_db()
-    assert session.status == Status.ENDED
+    assert wait_for_post_call(session_id).status == Status.ENDED
 
     # Fresh connections until both workers have taken entries (uvicorn's workers share one socket).
     sent = 0
