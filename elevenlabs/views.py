@@ -106,7 +106,7 @@ def _receive(request: HttpRequest) -> tuple[JsonResponse, str, str]:
         except BodyTooLarge as exc:
             logger.warning("webhook refused from %s: body over %d bytes", client, exc.limit)
             too_large = RequestBodyTooLarge(exc.limit, f"Body larger than {exc.limit} bytes.")
-            return too_large.as_response(), UNKNOWN_EVENT, "body_too_large"
+            return too_large.as_response(), UNKNOWN_EVENT, too_large.code
         except (UnreadablePostError, OSError):
             logger.warning("webhook from %s: the body could not be read", client)
             unreadable = ApplicationError("The request body could not be read.", code="unreadable_body")
