@@ -266,8 +266,9 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int(env, "SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool(env, "SECURE_HSTS_PRELOAD", default=False)
-    # Health checks come from the load balancer over plain HTTP.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/healthz$"]
+    # Health checks come from the load balancer over plain HTTP, and Prometheus scrapes each server
+    # directly inside the network (its bearer token is the metrics' own guard).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/healthz$", r"^metrics$"]
     if BEHIND_TLS_PROXY:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
@@ -385,8 +386,30 @@ LOG_LEVEL = env_choice(
 ).upper()
 LOG_MAX_BYTES = env_int(env, "LOG_MAX_BYTES", default=10 * 1024 * 1024, minimum=1024)
 LOG_BACKUP_COUNT = env_int(env, "LOG_BACKUP_COUNT", default=5, minimum=1)
+# text: one readable line per event; json: one JSON object per line (time, level, logger, session_id,
+# message, extra fields) for log shippers. Both go to the file and stderr, redacted alike.
+LOG_FORMAT = env_choice(env, "LOG_FORMAT", default="text", choices={"text", "json"})
 LOG_FILE = LOG_DIR / "elevenlabs.log"
 CLIENT_LOG_MAX_BYTES = env_int(env, "CLIENT_LOG_MAX_BYTES", default=8 * 1024, minimum=256)
+
+# --- Prometheus metrics ------------------------------------------------------------------
+# GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; with no token the route answers 404
+# as if it did not exist. Several workers share their counts through PROMETHEUS_MULTIPROC_DIR (read by
+# prometheus_client itself from the environment; scripts/serve.sh empties it before uvicorn starts).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="").strip()
+METRICS_TOKEN_MIN_LENGTH = 16
+if METRICS_TOKEN and len(METRICS_TOKEN) < METRICS_TOKEN_MIN_LENGTH:
+    raise ConfigurationError(
+        f"METRICS_TOKEN is shorter than {METRICS_TOKEN_MIN_LENGTH} characters; use a long random value "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+    )
+_multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if _multiproc_dir and not Path(_multiproc_dir).is_dir():
+    # Every counter would fail to open its file in the middle of a request.
+    raise ConfigurationError(
+        f"PROMETHEUS_MULTIPROC_DIR={_multiproc_dir!r} is not a folder; "
+        "make it (empty) with `python -m voiceagent.metrics prepare` before the workers start."
+    )
 
 # --- Request bodies -------------------------------------------------------------------------
 # Caps enforced while a body streams in, before Django spools it (voiceagent/bodylimit.py): past
@@ -397,12 +420,14 @@ API_MAX_BODY_BYTES = env_int(env, "API_MAX_BODY_BYTES", default=1024 * 1024, min
 REQUEST_BODY_LIMITS = {
     "/healthz": 0,
     "/api/healthz": 0,
+    "/metrics": 0,
     "/api/logs": CLIENT_LOG_MAX_BYTES,
     "/elevenlabs/webhook": ELEVENLABS_WEBHOOK_MAX_BYTES,
 }
 
 # voiceagent.logging.configure makes LOG_DIR as logging is set up (not while these settings are read).
 LOGGING_CONFIG = "voiceagent.logging.configure"
+_LOG_FORMATTER = "json" if LOG_FORMAT == "json" else "line"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -415,6 +440,7 @@ LOGGING = {
             "()": "voiceagent.logging.OneLineFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s session=%(session_id)s %(message)s",
         },
+        "json": {"()": "voiceagent.logging.JsonLineFormatter"},
     },
     "handlers": {
         "file": {
@@ -424,12 +450,12 @@ LOGGING = {
             "backupCount": LOG_BACKUP_COUNT,
             "encoding": "utf-8",
             "filters": ["session", "redact"],
-            "formatter": "line",
+            "formatter": _LOG_FORMATTER,
         },
         "console": {
             "class": "logging.StreamHandler",
             "filters": ["session", "redact"],
-            "formatter": "line",
+            "formatter": _LOG_FORMATTER,
         },
     },
     "root": {"handlers": ["file", "console"], "level": LOG_LEVEL},

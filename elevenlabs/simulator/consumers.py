@@ -45,6 +45,7 @@ from elevenlabs.simulator.conversations import (
     simulator_send_post_call_webhook,
     transcript_item,
 )
+from elevenlabs.simulator.metrics import CONVERSATIONS_ENDED, CONVERSATIONS_STARTED
 from elevenlabs.simulator.signed_urls import SignedUrlRefused, simulator_open_conversation
 from elevenlabs.simulator.voice import SpeechDetector
 from sessions.validators import MAX_DYNAMIC_VARIABLES
@@ -262,6 +263,7 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
             end_silence_secs=self.timings.end_of_speech_silence,
         )
         self._log(logging.INFO, "simulated %s agent connected (%s)", conversation.agent_type, self.conversation_id)
+        CONVERSATIONS_STARTED.labels(conversation.agent_type).inc()
         # First, always: the browser client waits for exactly this before anything else counts.
         await self._send_event(
             "conversation_initiation_metadata",
@@ -577,13 +579,16 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
             termination_reason,
             len(self.transcript),
         )
+        delivered = False
         try:
             # Not thread-sensitive: the POST goes to our own server, whose view must not wait for this thread.
-            await database_sync_to_async(simulator_send_post_call_webhook, thread_sensitive=False)(
+            delivered = await database_sync_to_async(simulator_send_post_call_webhook, thread_sensitive=False)(
                 conversation_id=self.conversation_id
             )
         except Exception:
             self._log(logging.ERROR, "post-call webhook for %s failed", self.conversation_id, exc_info=True)
+        assert self.agent is not None
+        CONVERSATIONS_ENDED.labels(self.agent.agent_type, "delivered" if delivered else "failed").inc()
 
     # --- helpers ------------------------------------------------------------------------------------
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sessions.errors import ConversationAlreadyClaimed, ConversationMismatch, InvalidTransition
+from sessions.metrics import count_transition
 from sessions.models import EndReason, EventKind, SessionEvent, Status, VoiceSession
 from sessions.platform import session_runs_simulated
 from sessions.post_call import POST_CALL_FACT_FIELDS, post_call_facts
@@ -59,6 +61,7 @@ def _move(
         session=session, kind=kind, from_status=previous, to_status=target, payload=payload or {}
     )
     _log_after_commit(session.pk, "session %s -> %s (%s)", previous, target, kind)
+    transaction.on_commit(partial(count_transition, previous, target, session.agent_type))
     return session
 
 
@@ -118,6 +121,7 @@ def session_create(
             payload={"agent_type": agent_type, "direction": direction, "simulation": simulation},
         )
         _log_after_commit(session.pk, "session created for customer %s (%s, %s)", customer_id, agent_type, direction)
+        transaction.on_commit(partial(count_transition, "", Status.CREATED, agent_type))
     return session
 
 
