@@ -2,7 +2,8 @@
 # Production-style start, what `make serve` runs (and every test and benchmark server runs too):
 # collect the static files with the production storage, apply migrations, then granian.
 #   PORT (8000), WORKERS (the number of CPUs), HOST (0.0.0.0), PY (.venv/bin/python),
-#   PUBLIC_BASE_URL (http://localhost:$PORT), HTTP_THREADS (4, per worker: settings.py)
+#   PUBLIC_BASE_URL (http://localhost:$PORT), HTTP_THREADS (4, per worker: settings.py),
+#   ACCESS_LOG (false: a line per request costs the hot path; the proxy in front usually keeps them)
 #   --no-setup: serve at once (a test server on a database and static files already prepared)
 # Settings come from the environment and .env as always; DEBUG off (the default) needs SECRET_KEY.
 #
@@ -25,8 +26,12 @@ if [ "${1:-}" != "--no-setup" ]; then
     "$PY" manage.py collectstatic --noinput -v 0
     "$PY" manage.py migrate --noinput
 fi
+# Prometheus' multiprocess mode: each worker writes its counts here and a scrape sums them; start empty.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${TMPDIR:-/tmp}/voiceagent-metrics-$PORT}"
+"$PY" -m voiceagent.metrics prepare
 # exec: granian becomes this process, so a stop signal reaches its supervisor and its workers.
 # Its own log lines go through Django's LOGGING once a worker has loaded (settings.py: "_granian").
 exec "$PY" -m granian voiceagent.asgi:application --interface asginl \
     --workers "$WORKERS" --host "$HOST" --port "$PORT" \
-    --loop uvloop --respawn-failed-workers --workers-kill-timeout 10 --log-level warning
+    --loop uvloop --respawn-failed-workers --workers-kill-timeout 10 --log-level warning \
+    $([ "${ACCESS_LOG:-false}" = true ] && echo --access-log)

@@ -395,7 +395,7 @@ CLIENT_LOG_MAX_BYTES = env_int(env, "CLIENT_LOG_MAX_BYTES", default=8 * 1024, mi
 # --- Prometheus metrics ------------------------------------------------------------------
 # GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; with no token the route answers 404
 # as if it did not exist. Several workers share their counts through PROMETHEUS_MULTIPROC_DIR (read by
-# prometheus_client itself from the environment; scripts/serve.sh empties it before uvicorn starts).
+# prometheus_client itself from the environment; scripts/serve.sh empties it before granian starts).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="").strip()
 METRICS_TOKEN_MIN_LENGTH = 16
 if METRICS_TOKEN and len(METRICS_TOKEN) < METRICS_TOKEN_MIN_LENGTH:
@@ -461,9 +461,10 @@ LOGGING = {
     "root": {"handlers": ["file", "console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
-        # uvicorn sets up its own handlers before Django loads; take them over so that its access
-        # log (which carries the simulator's signed URLs) passes the redaction filter too.
-        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "uvicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # granian (scripts/serve.sh) sets up its own handlers before Django loads; take them over so
+        # that its access log (ACCESS_LOG=true; it carries the simulator's signed URLs) and its own
+        # lines pass the redaction filter too.
+        "granian.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "_granian": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
