@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -20,6 +21,7 @@ from sessions.errors import ConversationAlreadyClaimed, ConversationMismatch, In
 from sessions.models import EndReason, EventKind, SessionEvent, Status, VoiceSession
 from sessions.platform import session_runs_simulated
 from sessions.post_call import POST_CALL_FACT_FIELDS, post_call_facts
+from sessions.redaction import redact_conversation
 from voiceagent.logging import session_context
 
 logger = logging.getLogger("voiceagent.sessions")
@@ -245,8 +247,14 @@ def session_store_post_call(
 
     Fills transcript, analysis and metadata; ends the session if it is still open.
     Storing the same conversation again overwrites the post-call fields with the
-    newer copy and writes no second transition.
+    newer copy and writes no second transition. With TRANSCRIPT_REDACTION, transcript and
+    summaries are masked first (sessions.redaction), and the timeline counts what was masked.
     """
+    redacted = None
+    if settings.TRANSCRIPT_REDACTION:
+        # Before the transaction: masking a long transcript takes a while, and no lock is needed for it.
+        redacted = redact_conversation(conversation)
+        conversation = redacted.conversation
     # Callers check the shape first (elevenlabs.postcall); whatever slips through is dropped, never a crash.
     metadata = conversation.get("metadata") if isinstance(conversation.get("metadata"), dict) else {}
     analysis = conversation.get("analysis") if isinstance(conversation.get("analysis"), dict) else {}
@@ -280,6 +288,10 @@ def session_store_post_call(
                 kind=EventKind.POST_CALL,
                 payload={"source": source, "call_successful": locked.call_successful, "turns": len(locked.transcript)},
             )
+            if redacted is not None:
+                session_record_event(
+                    session=locked, kind=EventKind.REDACTED, payload={"source": source, **redacted.counts}
+                )
         if not locked.is_terminal:
             locked = _end(locked, end_reason, {"source": source})
     return locked
