@@ -10,6 +10,7 @@ already where the caller wants it. So concurrent "end" calls produce one end.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sessions.errors import ConversationAlreadyClaimed, ConversationMismatch, InvalidTransition
-from sessions.models import EndReason, EventKind, SessionEvent, Status, VoiceSession
+from sessions.models import TERMINAL_STATUSES, EndReason, EventKind, SessionEvent, Status, VoiceSession
 from sessions.platform import session_runs_simulated
 from sessions.post_call import POST_CALL_FACT_FIELDS, post_call_facts
 from sessions.redaction import redact_conversation
@@ -261,9 +262,11 @@ def session_store_post_call(
     transcript = conversation.get("transcript") if isinstance(conversation.get("transcript"), list) else []
     with transaction.atomic():
         locked = _lock(session)
-        locked.transcript = transcript
-        locked.analysis = analysis
-        locked.call_metadata = metadata
+        if locked.pruned_at is None:
+            locked.transcript = transcript
+            locked.analysis = analysis
+            locked.call_metadata = metadata
+        # else retention removed this call's payloads already: a late copy brings back only the facts.
         for field, value in post_call_facts(conversation).items():
             setattr(locked, field, value)
         if locked.started_at is None:
@@ -286,7 +289,7 @@ def session_store_post_call(
             session_record_event(
                 session=locked,
                 kind=EventKind.POST_CALL,
-                payload={"source": source, "call_successful": locked.call_successful, "turns": len(locked.transcript)},
+                payload={"source": source, "call_successful": locked.call_successful, "turns": len(transcript)},
             )
             if redacted is not None:
                 session_record_event(
@@ -338,3 +341,62 @@ def session_expire_if_stale(*, session: VoiceSession, cutoff) -> bool:
             return False
         _end(locked, EndReason.TIMEOUT, {"stuck_in": locked.status, "since": since.isoformat()})
     return True
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What retention removed from one session."""
+
+    transcript: bool
+    recording: bool
+
+
+def session_prune(*, session: VoiceSession | str, ended_before: datetime, audio_only: bool = False) -> Pruned | None:
+    """Remove what a call left behind from a session that ended before ``ended_before``; keep the row.
+
+    Goes: the stored transcript, analysis and call metadata, and the messages the browser reported
+    (their timeline rows stay, without the words), and the recording. With ``audio_only``, only the
+    recording. Stays: the session, its timeline, and the post-call columns (outcome, duration, cost,
+    summary...) that filters and analytics read. One short transaction under the row lock, which checks
+    again that the session qualifies (None when it no longer does); the recording's file is deleted
+    once the transaction has committed, so a rollback never leaves a session pointing at a deleted file.
+    """
+    with transaction.atomic():
+        locked = _lock(session)
+        if locked.status not in TERMINAL_STATUSES or locked.ended_at is None or locked.ended_at >= ended_before:
+            return None
+        prune_payloads = not audio_only and locked.pruned_at is None
+        recording = locked.audio.name
+        if not prune_payloads and not recording:
+            return None
+        fields = ["updated_at"]
+        payload: dict[str, Any] = {"ended_before": ended_before.isoformat(), "audio_only": audio_only}
+        if prune_payloads:
+            live_messages = SessionEvent.objects.filter(session=locked, kind=EventKind.CLIENT_MESSAGE)
+            payload.update(
+                transcript_turns=len(locked.transcript),
+                analysis=bool(locked.analysis),
+                call_metadata=bool(locked.call_metadata),
+                live_messages=live_messages.update(payload={"pruned": True}),
+            )
+            locked.transcript, locked.analysis, locked.call_metadata = [], {}, {}
+            locked.pruned_at = timezone.now()
+            fields += ["transcript", "analysis", "call_metadata", "pruned_at"]
+        if recording:
+            storage = locked.audio.storage
+            locked.audio = ""
+            fields.append("audio")
+            transaction.on_commit(lambda: _delete_recording(storage, recording, locked.pk))
+        payload["recording"] = bool(recording)
+        locked.save(update_fields=fields)
+        session_record_event(session=locked, kind=EventKind.PRUNED, payload=payload)
+    return Pruned(transcript=prune_payloads, recording=bool(recording))
+
+
+def _delete_recording(storage, name: str, session_id) -> None:
+    try:
+        storage.delete(name)
+    except OSError as exc:
+        # The session no longer points at it; an operator can remove the file by hand.
+        with session_context(session_id):
+            logger.warning("pruned recording %s could not be deleted: %s", name, exc)
