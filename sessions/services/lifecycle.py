@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sessions.errors import ConversationAlreadyClaimed, ConversationMismatch, InvalidTransition
+from sessions.memory import PREVIOUS_CALL_COUNT, PREVIOUS_CALL_SUMMARY, memory_variables
 from sessions.models import TERMINAL_STATUSES, EndReason, EventKind, SessionEvent, Status, VoiceSession
 from sessions.platform import session_runs_simulated
 from sessions.post_call import POST_CALL_FACT_FIELDS, post_call_facts
@@ -100,8 +101,14 @@ def session_create(
     phone_number: str = "",
     idempotency_key: str | None = None,
 ) -> VoiceSession:
-    """A new session; it runs against the simulated agent when asked, or when the platform says so by default."""
+    """A new session; it runs against the simulated agent when asked, or when the platform says so by default.
+
+    With CONVERSATION_MEMORY, its dynamic variables gain the customer's previous calls (sessions.memory;
+    they take the place of variables of the same names the caller sent), noted on the timeline.
+    """
     simulation = session_runs_simulated(simulation)
+    # Read before the transaction, which then holds the write lock only for the inserts.
+    remembered = memory_variables(customer_id=customer_id) if settings.CONVERSATION_MEMORY else None
     with transaction.atomic():
         session = VoiceSession.objects.create(
             customer_id=customer_id,
@@ -110,7 +117,7 @@ def session_create(
             direction=direction,
             locale=locale,
             simulation=simulation,
-            dynamic_variables=dynamic_variables or {},
+            dynamic_variables={**(dynamic_variables or {}), **(remembered or {})},
             phone_number=phone_number,
             idempotency_key=idempotency_key or None,
         )
@@ -120,6 +127,16 @@ def session_create(
             to_status=Status.CREATED,
             payload={"agent_type": agent_type, "direction": direction, "simulation": simulation},
         )
+        if remembered is not None:
+            # How much was remembered, not what: the summary itself is in the session's dynamic variables.
+            session_record_event(
+                session=session,
+                kind=EventKind.MEMORY,
+                payload={
+                    PREVIOUS_CALL_COUNT: remembered[PREVIOUS_CALL_COUNT],
+                    "previous_call_summary_chars": len(remembered[PREVIOUS_CALL_SUMMARY]),
+                },
+            )
         _log_after_commit(session.pk, "session created for customer %s (%s, %s)", customer_id, agent_type, direction)
     return session
 
