@@ -56,7 +56,7 @@ class ElevenLabsActionApi(APIView):
             if "agent_type" in fields and fields["agent_type"] != session.agent_type:
                 raise ValidationError({"agentType": f"The session is a {session.agent_type} session."})
             connected = session_connect(session=session, text_only=fields["text_only"])
-            session, credential = connected.session, connected.credential.as_response()
+            session, credential = connected.session, connected.as_response()
         else:
             throttle_session_create(self, request)
             started = session_start(

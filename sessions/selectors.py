@@ -8,10 +8,10 @@ import django_filters
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from sessions.models import AgentType, SessionEvent, Status, VoiceSession
+from sessions.models import TERMINAL_STATUSES, AgentType, SessionEvent, Status, VoiceSession
 
 
 def sessions_visible_to(user) -> QuerySet[VoiceSession]:
@@ -84,8 +84,6 @@ class SessionFilter(django_filters.FilterSet):
 
 def sessions_missing_post_call(*, ended_before, quiet_before):
     """Sessions with a conversation but no post-call data: ended a while ago, or open and quiet."""
-    from django.db.models import Q
-
     return (
         VoiceSession.objects.filter(post_call_received_at__isnull=True, conversation_id__isnull=False)
         .filter(
@@ -99,8 +97,17 @@ def sessions_missing_post_call(*, ended_before, quiet_before):
 
 
 def sessions_possibly_stale(*, cutoff):
-    from django.db.models import Q
-
     return VoiceSession.objects.filter(
         Q(status=Status.CONNECTING, updated_at__lt=cutoff) | Q(status=Status.ACTIVE, started_at__lt=cutoff)
     ).order_by("created_at")
+
+
+def sessions_to_prune(*, ended_before, audio_only: bool):
+    """Sessions that ended before ``ended_before`` and still hold what retention removes, oldest end first:
+    a recording, or (unless ``audio_only``) payloads not pruned yet."""
+    holding = ~Q(audio="") if audio_only else Q(pruned_at__isnull=True) | ~Q(audio="")
+    return (
+        VoiceSession.objects.filter(status__in=TERMINAL_STATUSES, ended_at__lt=ended_before)
+        .filter(holding)
+        .order_by("ended_at", "pk")
+    )

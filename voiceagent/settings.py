@@ -363,6 +363,15 @@ ELEVENLABS_WEBHOOK_MAX_BYTES = env_int(env, "ELEVENLABS_WEBHOOK_MAX_BYTES", defa
 ELEVENLABS_WEBHOOK_MAX_JSON_ITEMS = env_int(env, "ELEVENLABS_WEBHOOK_MAX_JSON_ITEMS", default=1_000_000, minimum=1000)
 # Sessions stuck in connecting/active longer than this are ended with reason "timeout".
 SESSION_STALE_SECONDS = env_int(env, "SESSION_STALE_SECONDS", default=900, minimum=60)
+# What the record keeps of a call (sessions/redaction.py, sessions/memory.py, manage.py prune_sessions):
+# mask e-mail addresses, phone, card and IBAN numbers in transcripts and summaries before they are stored;
+# give each new session the customer's previous calls as dynamic variables; and the days after a session's
+# end that prune_sessions keeps its transcript and analysis (RETENTION_DAYS) or its recording
+# (AUDIO_RETENTION_DAYS) by default, 0 for as long as the session exists.
+TRANSCRIPT_REDACTION = env_bool(env, "TRANSCRIPT_REDACTION", default=False)
+CONVERSATION_MEMORY = env_bool(env, "CONVERSATION_MEMORY", default=False)
+RETENTION_DAYS = env_int(env, "RETENTION_DAYS", default=0)
+AUDIO_RETENTION_DAYS = env_int(env, "AUDIO_RETENTION_DAYS", default=0)
 # The agent platform the sessions domain asks what it cannot know itself (sessions/platform.py): whether a
 # session is simulated by default (yes without an API key), and which conversations a client may claim.
 VOICE_AGENT_PLATFORM = "elevenlabs.platform.ElevenLabsPlatform"
