@@ -126,3 +126,19 @@ def test_a_client_gone_before_its_body_never_reaches_the_app():
 
     assert call(ThreadedWSGI(app, threads=1), disconnect_first=True) == []
     assert ran == []
+
+
+def test_a_disconnect_while_spooling_a_chunked_body_sends_nothing():
+    chunk = b"z" * 65536
+    incoming = [{"type": "http.request", "body": chunk, "more_body": True}] * 6 + [{"type": "http.disconnect"}]
+    sent = []
+
+    async def receive():
+        return incoming.pop(0)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/", "query_string": b"", "headers": []}
+    asyncio.run(ThreadedWSGI(echo_app, threads=1)(scope, receive, send))
+    assert sent == []

@@ -31,6 +31,13 @@ IN_MEMORY_BODY_BYTES = 256 * 1024
 IN_MEMORY_RESPONSE_BYTES = 256 * 1024
 
 
+class ClientGone(OSError):
+    """The client went away (or a guard in front refused it) before its request body arrived.
+
+    An OSError, so that Django's ``request.body`` turns it into UnreadablePostError.
+    """
+
+
 class _StreamedBody(io.RawIOBase):
     """The rest of a large request body, pulled from the event loop as the app reads it."""
 
@@ -49,7 +56,7 @@ class _StreamedBody(io.RawIOBase):
         message = asyncio.run_coroutine_threadsafe(self._receive(), self._loop).result()
         if message["type"] == "http.disconnect":
             self._more = False
-            raise OSError("the client went away before its request body arrived")
+            raise ClientGone("the client went away before its request body arrived")
         self._buffer += message.get("body", b"")
         self._more = message.get("more_body", False)
         return True
@@ -105,7 +112,10 @@ class ThreadedWSGI:
             # Django reads CONTENT_LENGTH bytes and no more: a chunked body (no length) would read as empty.
             environ["CONTENT_LENGTH"] = str(len(head))
         response = _Response()
-        await loop.run_in_executor(self.executor, self._run_app, environ, response)
+        try:
+            await loop.run_in_executor(self.executor, self._run_app, environ, response)
+        except ClientGone:
+            return  # nobody left to answer
         await send({"type": "http.response.start", "status": response.status, "headers": response.headers})
         if response.rest is None:
             await send({"type": "http.response.body", "body": b"".join(response.chunks)})
