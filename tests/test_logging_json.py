@@ -304,7 +304,7 @@ def json_logging_server(django_db_setup, tmp_path_factory) -> Iterator[tuple[str
     log_dir = tmp_path_factory.mktemp("json-logs")
     env = env_for_test_database()
     env.update(LOG_FORMAT="json", LOG_DIR=str(log_dir))
-    with asgi_server(env=env, workers=2, log_level="info") as base_url:
+    with asgi_server(env=env, workers=2) as base_url:
         yield base_url, log_dir / "elevenlabs.log"
 
 

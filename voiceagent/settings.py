@@ -150,10 +150,10 @@ else:
     # Kept open between requests, one per thread that uses the database: the HTTP_THREADS of each
     # worker (voiceagent/asgi.py) and Channels' few database threads, so workers x (HTTP_THREADS + 6)
     # bounds them. Django's psycopg pool, taken and given back on every request, cost 4.6 ms of CPU per
-    # GET under load against 1.9 ms for kept connections (issue 10). A connection that broke (a
-    # PostgreSQL restart) is found at the next request's start and replaced (CONN_HEALTH_CHECKS).
+    # GET under load against 1.9 ms for kept connections (issue 10). No health check before each
+    # request (a third round trip on a GET): a connection that broke (a PostgreSQL restart) answers
+    # its request 503 (voiceagent/faults.py), is closed for the error, and the next request reconnects.
     DATABASES["default"]["CONN_MAX_AGE"] = None
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     # libpq counts whole seconds and treats anything under 2 as 2.
     _options.setdefault("connect_timeout", max(2, math.ceil(DATABASE_LOCK_TIMEOUT_SECONDS)))
