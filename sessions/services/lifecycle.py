@@ -17,7 +17,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sessions.errors import ConversationAlreadyClaimed, ConversationMismatch, InvalidTransition
-from sessions.models import EndReason, EventKind, SessionEvent, Status, VoiceSession
+from sessions.memory import memory_variables
+from sessions.models import ConnectionType, Direction, EndReason, EventKind, SessionEvent, Status, VoiceSession
 from sessions.platform import session_runs_simulated
 from sessions.post_call import POST_CALL_FACT_FIELDS, post_call_facts
 from voiceagent.logging import session_context
@@ -121,6 +122,58 @@ def session_create(
     return session
 
 
+# What an agent is told when there is nothing to remember: the variables are always there, because an
+# agent that declares a variable fails a call that lacks it.
+NO_MEMORY = {"previous_call_count": 0, "previous_call_summary": ""}
+
+
+def session_answer_inbound_call(
+    *,
+    customer_id: str,
+    phone_number: str,
+    agent_type: str,
+    agent_id: str,
+    simulation: bool,
+    call_sid: str,
+    remember: bool,
+    dynamic_variables: dict[str, Any],
+    payload: dict[str, Any] | None = None,
+) -> tuple[VoiceSession, bool]:
+    """The session of an inbound phone call the agent platform is answering, and whether it is new.
+
+    Created and moved to connecting (the call is ringing through to the agent) in one transaction,
+    with the customer's memory among its dynamic variables when ``remember``. The platform may ask
+    again for the same call (a retried webhook): ``call_sid`` is unique, so the second ask gets the
+    session the first made, unchanged.
+    """
+    if existing := VoiceSession.objects.filter(call_sid=call_sid).first():
+        return existing, False
+    try:
+        with transaction.atomic():
+            session = session_create(
+                customer_id=customer_id,
+                agent_type=agent_type,
+                direction=Direction.INBOUND,
+                simulation=simulation,
+                phone_number=phone_number,
+            )
+            memory = memory_variables(customer_id=customer_id, exclude_session_id=session.pk) if remember else {}
+            variables = {**dynamic_variables, **NO_MEMORY, **memory}
+            connecting = _move(
+                session,
+                Status.CONNECTING,
+                kind=EventKind.INBOUND_CALL,
+                payload={"agent_id": agent_id, "call_sid": call_sid, **(payload or {})},
+                agent_id=agent_id,
+                connection_type=ConnectionType.PHONE,
+                call_sid=call_sid,
+                dynamic_variables=variables,
+            )
+            return connecting, True
+    except IntegrityError:  # the same call asked twice at the same moment: the other ask made its session
+        return VoiceSession.objects.get(call_sid=call_sid), False
+
+
 def session_mark_connecting(
     *,
     session: VoiceSession,
@@ -188,6 +241,36 @@ def session_activate(*, session: VoiceSession, conversation_id: str) -> VoiceSes
                 conversation_id=conversation_id,
                 started_at=locked.started_at or timezone.now(),
             )
+    except IntegrityError:  # another session claimed it between our check and our write
+        raise ConversationAlreadyClaimed(conversation_id) from None
+
+
+def session_bind_conversation(*, session: VoiceSession, conversation_id: str, source: str) -> VoiceSession:
+    """Bind ``session``, which the platform opened without telling us its conversation (an inbound phone
+    call), to ``conversation_id`` learnt later (a tool call, a post-call webhook matched by its call sid).
+
+    The rules of :func:`session_activate`: a session bound to another conversation refuses it
+    (:class:`ConversationMismatch`), and a conversation another session holds is not taken over
+    (:class:`ConversationAlreadyClaimed`). Binding the bound conversation again changes nothing.
+    The status is left as it is.
+    """
+    try:
+        with transaction.atomic():
+            locked = _lock(session)
+            if locked.conversation_id == conversation_id:
+                return locked
+            if locked.conversation_id:
+                raise ConversationMismatch(locked, conversation_id)
+            if VoiceSession.objects.filter(conversation_id=conversation_id).exclude(pk=locked.pk).exists():
+                raise ConversationAlreadyClaimed(conversation_id)
+            locked.conversation_id = conversation_id
+            locked.save(update_fields=["conversation_id", "updated_at"])
+            session_record_event(
+                session=locked,
+                kind=EventKind.CONVERSATION_BOUND,
+                payload={"conversation_id": conversation_id, "source": source},
+            )
+            return locked
     except IntegrityError:  # another session claimed it between our check and our write
         raise ConversationAlreadyClaimed(conversation_id) from None
 
