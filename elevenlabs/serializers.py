@@ -119,23 +119,24 @@ class CustomerHistoryInput(serializers.Serializer):
 CALLBACK_HORIZON = timedelta(days=366)
 
 
-class AwareDateTimeField(StrictCharField):
+class AwareDateTimeField(serializers.Field):
     """An ISO 8601 date and time with its offset: a callback time without one would be guessed, not known."""
 
     default_error_messages = {
-        **StrictCharField.default_error_messages,
-        "format": "Must be a date and time in ISO 8601 with its offset, e.g. 2027-01-15T14:30:00+01:00.",
+        "invalid": "Must be a date and time in ISO 8601 with its offset, e.g. 2027-01-15T14:30:00+01:00.",
         "naive": "Needs a timezone offset (+01:00, or Z for UTC): a time without one is ambiguous.",
     }
+    MAX_LENGTH = 64
 
     def to_internal_value(self, data) -> datetime:
-        text = super().to_internal_value(data)
+        if not isinstance(data, str) or len(data) > self.MAX_LENGTH:
+            self.fail("invalid")
         try:
-            value = parse_datetime(text)
+            value = parse_datetime(data.strip())
         except ValueError:  # well formed, but no such moment (February 30th, hour 25)
             value = None
         if value is None:
-            self.fail("format")
+            self.fail("invalid")
         if value.tzinfo is None:
             self.fail("naive")
         return value
@@ -145,7 +146,7 @@ class AwareDateTimeField(StrictCharField):
 
 
 class ScheduleCallbackInput(serializers.Serializer):
-    when = AwareDateTimeField(max_length=64)
+    when = AwareDateTimeField()
     reason = StrictCharField(max_length=500)
     phone_number = phone_number_field()
 
