@@ -16,13 +16,6 @@ pytestmark = pytest.mark.django_db
 LIST = "/admin/voice_sessions/callback/"
 
 
-@pytest.fixture
-def operator(client, django_user_model):
-    user = django_user_model.objects.create_superuser("olivia", "olivia@example.com", "olivia-pass-123")
-    client.force_login(user)
-    return client
-
-
 def callback(reason: str, *, hours: int = 2, customer_id: str = "+15551234567") -> Callback:
     session = lifecycle.session_create(customer_id=customer_id, phone_number=customer_id)
     return callback_schedule(

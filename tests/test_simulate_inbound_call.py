@@ -15,13 +15,6 @@ PAGE = "/admin/simulator/simulatedconversation/simulate-inbound-call/"
 
 
 @pytest.fixture
-def operator(client, django_user_model):
-    user = django_user_model.objects.create_superuser("olivia", "olivia@example.com", "olivia-pass-123")
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def started(monkeypatch):
     calls = []
     monkeypatch.setattr(simulator_admin, "simulator_inbound_call_in_background", lambda **kwargs: calls.append(kwargs))
