@@ -13,6 +13,7 @@ import hmac
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
@@ -57,6 +58,16 @@ class ToolsTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="elevenlabs"'
+
+
+class ToolsTokenScheme(OpenApiAuthenticationExtension):
+    """The token in the OpenAPI schema (drf-spectacular finds it by its target class)."""
+
+    target_class = ToolsTokenAuthentication
+    name = "elevenlabsToolsToken"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {"type": "http", "scheme": "bearer", "description": f"{TOOLS_TOKEN_VARIABLE}, sent by ElevenLabs."}
 
 
 class FromElevenLabs(BasePermission):
