@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from elevenlabs.backends import agent_answering
+from sessions.memory import memory_variables
 from sessions.services.lifecycle import session_answer_inbound_call
 from sessions.validators import E164
 from voiceagent.errors import ApplicationError
@@ -25,6 +26,9 @@ CLIENT_DATA_TYPE = "conversation_initiation_client_data"
 # Twilio's stand-ins for a number the network did not pass on (anonymous, restricted, unavailable,
 # unknown, blocked): well-formed E.164, but nobody's number.
 WITHHELD_NUMBERS = frozenset({"+266696687", "+7378742833", "+86282452253", "+8656696", "+2562533"})
+# What the agent is told when there is nothing to remember. The variables are always there: an agent
+# that declares a variable fails a call that lacks it.
+NO_MEMORY = {"previous_call_count": 0, "previous_call_summary": ""}
 
 
 class UnknownAgent(ApplicationError):
@@ -69,6 +73,8 @@ def inbound_call_answer(*, caller_id: str | None, agent_id: str, called_number: 
     number = caller_number(caller_id)
     # A withheld number names nobody: the call is a customer of its own, and remembers nothing.
     customer_id = number or f"anonymous-{call_sid}"
+    # Read before the session is written (the new call is none of the previous ones), outside its transaction.
+    memory = memory_variables(customer_id=customer_id, exclude_session_id=None) if number else {}
     session, created = session_answer_inbound_call(
         customer_id=customer_id,
         phone_number=number,
@@ -76,8 +82,13 @@ def inbound_call_answer(*, caller_id: str | None, agent_id: str, called_number: 
         agent_id=agent_id,
         simulation=simulated,
         call_sid=call_sid,
-        remember=bool(number),
-        dynamic_variables={"customer_id": customer_id, "agent_type": agent_type, "caller_withheld": not number},
+        dynamic_variables={
+            "customer_id": customer_id,
+            "agent_type": agent_type,
+            "caller_withheld": not number,
+            **NO_MEMORY,
+            **_variable_values(memory),
+        },
         payload={"called_number": called_number or "", "caller_withheld": not number},
     )
     with session_context(session.pk):
@@ -85,5 +96,5 @@ def inbound_call_answer(*, caller_id: str | None, agent_id: str, called_number: 
         logger.info("inbound call %s %s for the %s agent", call_sid, what, agent_type)
     return {
         "type": CLIENT_DATA_TYPE,
-        "dynamic_variables": _variable_values({"session_id": str(session.pk), **session.dynamic_variables}),
+        "dynamic_variables": {"session_id": str(session.pk), **session.dynamic_variables},
     }

@@ -110,7 +110,7 @@ def test_the_simulated_agent_s_id_is_unknown_where_the_simulator_is_left_out(set
 
 
 def test_the_memory_variables_come_from_the_memory_of_the_customer(monkeypatch):
-    from sessions.services import lifecycle as lifecycle_module
+    from elevenlabs import inbound
 
     asked = {}
 
@@ -118,11 +118,12 @@ def test_the_memory_variables_come_from_the_memory_of_the_customer(monkeypatch):
         asked.update(customer_id=customer_id, exclude_session_id=exclude_session_id)
         return {"previous_call_count": 2, "previous_call_summary": "Asked about a late parcel."}
 
-    monkeypatch.setattr(lifecycle_module, "memory_variables", remembered)
+    monkeypatch.setattr(inbound, "memory_variables", remembered)
     variables = answered()["dynamic_variables"]
 
     session = VoiceSession.objects.get()
-    assert asked == {"customer_id": "+15551234567", "exclude_session_id": session.pk}
+    # Asked before the new session exists: none of the previous calls is this one.
+    assert asked == {"customer_id": "+15551234567", "exclude_session_id": None}
     assert variables["previous_call_count"] == 2
     assert variables["previous_call_summary"] == "Asked about a late parcel."
     assert session.dynamic_variables["previous_call_count"] == 2
@@ -133,12 +134,12 @@ def test_the_memory_variables_come_from_the_memory_of_the_customer(monkeypatch):
 
 @pytest.mark.parametrize("caller_id", ["", None, "anonymous", "Restricted", "+266696687", "12345", "sip:bob@host"])
 def test_a_withheld_number_is_an_anonymous_customer_without_memory(caller_id, monkeypatch):
-    from sessions.services import lifecycle as lifecycle_module
+    from elevenlabs import inbound
 
     def must_not_be_asked(**kwargs):
         raise AssertionError("a withheld number has no memory to ask")
 
-    monkeypatch.setattr(lifecycle_module, "memory_variables", must_not_be_asked)
+    monkeypatch.setattr(inbound, "memory_variables", must_not_be_asked)
     body = {**CALL, "caller_id": caller_id}
     variables = answered(body)["dynamic_variables"]
 
@@ -384,3 +385,17 @@ def test_the_simulator_s_signature_is_refused_for_a_real_call_matched_by_its_sid
     assert response.json()["error"]["code"] == "not_simulated_conversation"
     session = VoiceSession.objects.get()
     assert session.conversation_id is None and session.status == "connecting"
+
+
+def test_only_strings_numbers_and_booleans_reach_elevenlabs(monkeypatch):
+    from elevenlabs import inbound
+
+    def odd_memory(**kwargs):
+        return {"previous_call_count": 1, "previous_call_summary": None, "previous_calls": [{"title": "x"}]}
+
+    monkeypatch.setattr(inbound, "memory_variables", odd_memory)
+    variables = answered()["dynamic_variables"]
+
+    assert variables["previous_call_count"] == 1
+    assert variables["previous_call_summary"] == ""  # present, as the agent expects it
+    assert "previous_calls" not in variables

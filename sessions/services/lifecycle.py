@@ -17,7 +17,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sessions.errors import ConversationAlreadyClaimed, ConversationMismatch, InvalidTransition
-from sessions.memory import memory_variables
 from sessions.models import ConnectionType, Direction, EndReason, EventKind, SessionEvent, Status, VoiceSession
 from sessions.platform import session_runs_simulated
 from sessions.post_call import POST_CALL_FACT_FIELDS, post_call_facts
@@ -122,11 +121,6 @@ def session_create(
     return session
 
 
-# What an agent is told when there is nothing to remember: the variables are always there, because an
-# agent that declares a variable fails a call that lacks it.
-NO_MEMORY = {"previous_call_count": 0, "previous_call_summary": ""}
-
-
 def session_answer_inbound_call(
     *,
     customer_id: str,
@@ -135,16 +129,14 @@ def session_answer_inbound_call(
     agent_id: str,
     simulation: bool,
     call_sid: str,
-    remember: bool,
     dynamic_variables: dict[str, Any],
     payload: dict[str, Any] | None = None,
 ) -> tuple[VoiceSession, bool]:
     """The session of an inbound phone call the agent platform is answering, and whether it is new.
 
-    Created and moved to connecting (the call is ringing through to the agent) in one transaction,
-    with the customer's memory among its dynamic variables when ``remember``. The platform may ask
-    again for the same call (a retried webhook): ``call_sid`` is unique, so the second ask gets the
-    session the first made, unchanged.
+    Created and moved to connecting (the call is ringing through to the agent) in one transaction.
+    The platform may ask again about the same call (a retried webhook): ``call_sid`` is unique, so
+    the second ask gets the session the first made, unchanged.
     """
     if existing := VoiceSession.objects.filter(call_sid=call_sid).first():
         return existing, False
@@ -157,8 +149,6 @@ def session_answer_inbound_call(
                 simulation=simulation,
                 phone_number=phone_number,
             )
-            memory = memory_variables(customer_id=customer_id, exclude_session_id=session.pk) if remember else {}
-            variables = {**dynamic_variables, **NO_MEMORY, **memory}
             connecting = _move(
                 session,
                 Status.CONNECTING,
@@ -167,7 +157,7 @@ def session_answer_inbound_call(
                 agent_id=agent_id,
                 connection_type=ConnectionType.PHONE,
                 call_sid=call_sid,
-                dynamic_variables=variables,
+                dynamic_variables=dynamic_variables,
             )
             return connecting, True
     except IntegrityError:  # the same call asked twice at the same moment: the other ask made its session
