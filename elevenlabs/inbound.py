@@ -91,9 +91,9 @@ def inbound_call_answer(*, caller_id: str | None, agent_id: str, called_number: 
         },
         payload={"called_number": called_number or "", "caller_withheld": not number},
     )
-    with session_context(session.pk):
-        what = "answered" if created else "asked about again"
-        logger.info("inbound call %s %s for the %s agent", call_sid, what, agent_type)
+    if not created:
+        with session_context(session.pk):
+            logger.info("inbound call %s asked about again: its session is unchanged", call_sid)
     return {
         "type": CLIENT_DATA_TYPE,
         "dynamic_variables": {"session_id": str(session.pk), **session.dynamic_variables},

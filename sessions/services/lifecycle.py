@@ -111,14 +111,19 @@ def session_create(
             phone_number=phone_number,
             idempotency_key=idempotency_key or None,
         )
-        SessionEvent.objects.create(
-            session=session,
-            kind=EventKind.CREATED,
-            to_status=Status.CREATED,
-            payload={"agent_type": agent_type, "direction": direction, "simulation": simulation},
-        )
+        _created_row(session).save()
         _log_after_commit(session.pk, "session created for customer %s (%s, %s)", customer_id, agent_type, direction)
     return session
+
+
+def _created_row(session: VoiceSession) -> SessionEvent:
+    """The first row of every session's timeline (not saved)."""
+    return SessionEvent(
+        session=session,
+        kind=EventKind.CREATED,
+        to_status=Status.CREATED,
+        payload={"agent_type": session.agent_type, "direction": session.direction, "simulation": session.simulation},
+    )
 
 
 def session_answer_inbound_call(
@@ -134,33 +139,39 @@ def session_answer_inbound_call(
 ) -> tuple[VoiceSession, bool]:
     """The session of an inbound phone call the agent platform is answering, and whether it is new.
 
-    Created and moved to connecting (the call is ringing through to the agent) in one transaction.
-    The platform may ask again about the same call (a retried webhook): ``call_sid`` is unique, so
-    the second ask gets the session the first made, unchanged.
+    It is born connecting (the call rings through to the agent; there is no credential to mint),
+    with the timeline rows of a creation and of that move, in one transaction of two statements:
+    ElevenLabs asks while the caller's phone rings. The platform may ask again about the same call
+    (a retried webhook): ``call_sid`` is unique, so the second ask gets the first one's session, unchanged.
     """
-    if existing := VoiceSession.objects.filter(call_sid=call_sid).first():
-        return existing, False
+    simulation = session_runs_simulated(simulation)
     try:
         with transaction.atomic():
-            session = session_create(
+            session = VoiceSession.objects.create(
                 customer_id=customer_id,
                 agent_type=agent_type,
                 direction=Direction.INBOUND,
                 simulation=simulation,
                 phone_number=phone_number,
-            )
-            connecting = _move(
-                session,
-                Status.CONNECTING,
-                kind=EventKind.INBOUND_CALL,
-                payload={"agent_id": agent_id, "call_sid": call_sid, **(payload or {})},
+                dynamic_variables=dynamic_variables,
+                status=Status.CONNECTING,
                 agent_id=agent_id,
                 connection_type=ConnectionType.PHONE,
                 call_sid=call_sid,
-                dynamic_variables=dynamic_variables,
             )
-            return connecting, True
-    except IntegrityError:  # the same call asked twice at the same moment: the other ask made its session
+            answered = SessionEvent(
+                session=session,
+                kind=EventKind.INBOUND_CALL,
+                from_status=Status.CREATED,
+                to_status=Status.CONNECTING,
+                payload={"agent_id": agent_id, "call_sid": call_sid, **(payload or {})},
+            )
+            SessionEvent.objects.bulk_create([_created_row(session), answered])
+            _log_after_commit(
+                session.pk, "inbound call %s answered for customer %s (%s)", call_sid, customer_id, agent_type
+            )
+        return session, True
+    except IntegrityError:  # asked about again (or twice at the same moment): the call has its session
         return VoiceSession.objects.get(call_sid=call_sid), False
 
 
