@@ -14,11 +14,9 @@ are shared by the server, wrk and whatever else runs.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
-import subprocess
 import tempfile
 import uuid
 from pathlib import Path
@@ -26,7 +24,7 @@ from typing import Any
 
 import requests
 
-from bench.common import REPO_ROOT, print_table, server_env
+from bench.common import REPO_ROOT, print_table, run_wrk, server_env
 from bench.vs_reference import start_voiceagent
 
 NAME = "conversation_init"
@@ -58,20 +56,7 @@ def wrk(base_url: str, token: str, *, seconds: int) -> dict[str, Any]:
     }
     command = [WRK, f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s"]
     command += ["-s", str(WRK_SCRIPT), base_url]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=seconds + 60)  # noqa: S603
-    lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
-    if result.returncode != 0 or not lines:
-        raise RuntimeError(f"wrk failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    raw = json.loads(lines[-1].removeprefix("BENCH_RESULT "))
-    socket_errors = sum(raw[kind] for kind in ("connect", "read", "write", "timeout"))
-    return {
-        "requests": raw["requests"],
-        "requests_per_second": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
-        "p50_ms": round(raw["p50_us"] / 1000, 1),
-        "p99_ms": round(raw["p99_us"] / 1000, 1),
-        "max_ms": round(raw["max_us"] / 1000, 1),
-        "errors": raw["non_2xx_3xx"] + socket_errors,
-    }
+    return run_wrk(command, env=env, timeout=seconds + 60)
 
 
 def check_the_answer(base_url: str, token: str) -> None:
