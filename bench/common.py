@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -234,3 +235,24 @@ def on_fresh_postgres(url: str, measure: Callable[[str], dict[str, Any]]) -> dic
         return measure(url)
     finally:
         _postgres(url, "DROP DATABASE IF EXISTS {} WITH (FORCE)")
+
+
+def run_wrk(command: list[str], *, env: dict[str, str], timeout: float) -> dict[str, Any]:
+    """Run wrk with a script whose done() prints "BENCH_RESULT {json}" (counts, latency in microseconds);
+    return throughput, p50/p99/max in milliseconds and errors (non-2xx answers plus socket errors)."""
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=timeout)  # noqa: S603
+    lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    raw = json.loads(lines[-1].removeprefix("BENCH_RESULT "))
+    socket_errors = {kind: raw[kind] for kind in ("connect", "read", "write", "timeout")}
+    return {
+        "requests": raw["requests"],
+        "requests_per_second": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
+        "p50_ms": round(raw["p50_us"] / 1000, 1),
+        "p99_ms": round(raw["p99_us"] / 1000, 1),
+        "max_ms": round(raw["max_us"] / 1000, 1),
+        "errors": raw["non_2xx_3xx"] + sum(socket_errors.values()),
+        "non_2xx": raw["non_2xx_3xx"],
+        "socket_errors": socket_errors,
+    }

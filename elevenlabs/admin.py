@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import reverse
-from django.utils.html import format_html
 
 from elevenlabs.models import WebhookDelivery
+from sessions.admin import session_admin_link
 from voiceagent.admin_display import pretty_json
 
 PAYLOAD_PREVIEW_CHARS = 20_000
@@ -23,13 +22,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
-
-
-def session_admin_link(session_id) -> str:
-    if not session_id:
-        return "-"
-    url = reverse("admin:voice_sessions_voicesession_change", args=[session_id])
-    return format_html('<a href="{}">{}</a>', url, session_id)
 
 
 @admin.register(WebhookDelivery)

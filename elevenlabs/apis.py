@@ -1,7 +1,9 @@
-"""The ElevenLabs-shaped endpoints of the prototype: thin adapters over the start flow.
+"""The ElevenLabs-shaped endpoints: thin adapters over the start flow, and what ElevenLabs calls during a call.
 
 `POST /api/voice/sessions` and `POST /api/elevenlabs` create sessions through the same domain
 service as `POST /voice/sessions` (see elevenlabs.start), then mint and bind a conversation.
+`POST /elevenlabs/conversation-init` (elevenlabs.inbound) and `POST /elevenlabs/tools/<name>`
+(elevenlabs.tools) are called by ElevenLabs itself, with the bearer token of elevenlabs.tools_auth.
 """
 
 from __future__ import annotations
@@ -9,12 +11,16 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from elevenlabs.serializers import ElevenLabsActionInput, StartSessionInput
+from elevenlabs.inbound import inbound_call_answer
+from elevenlabs.serializers import ConversationInitInput, ElevenLabsActionInput, StartSessionInput, ToolCallInput
 from elevenlabs.start import session_connect, session_start
+from elevenlabs.tools import tool_arguments, tool_call, tool_named, tool_session
+from elevenlabs.tools_auth import FromElevenLabs, ToolsJSONParser, ToolsTokenAuthentication
 from sessions.selectors import session_visible_to
 from sessions.serializers import session_output
 from sessions.services.lifecycle import session_end
@@ -67,3 +73,35 @@ class ElevenLabsActionApi(APIView):
             )
             session, credential = started.session, started.conversation
         return Response({**credential, "sessionId": str(session.pk)}, status=status.HTTP_201_CREATED)
+
+
+class CalledByElevenLabs(APIView):
+    """An endpoint ElevenLabs calls during a call: its bearer token, a small JSON body, JSON answers."""
+
+    authentication_classes = [ToolsTokenAuthentication]
+    permission_classes = [FromElevenLabs]
+    parser_classes = [ToolsJSONParser]
+    renderer_classes = [JSONRenderer]
+    throttle_classes = []
+
+
+class ConversationInitApi(CalledByElevenLabs):
+    """`POST /elevenlabs/conversation-init`: an inbound call is ringing; open its session, tell the agent."""
+
+    @extend_schema(request=ConversationInitInput, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        data = ConversationInitInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(inbound_call_answer(**data.validated_data))
+
+
+class ToolCallApi(CalledByElevenLabs):
+    """`POST /elevenlabs/tools/<name>`: the agent calls a server tool."""
+
+    @extend_schema(request=dict, responses={200: dict})
+    def post(self, request: Request, name: str) -> Response:
+        tool = tool_named(name)
+        envelope = ToolCallInput(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        session = tool_session(**envelope.validated_data)
+        return Response(tool_call(tool=tool, session=session, arguments=tool_arguments(request.data)))

@@ -93,6 +93,10 @@ class ConversationBackend(Protocol):
         """The agent that answers ``agent_type`` sessions. Raises :class:`AgentNotConfigured`."""
         ...
 
+    def agent_type_of(self, agent_id: str) -> str | None:
+        """The agent type that ``agent_id`` (an agent asking about an inbound call) answers as; None if none."""
+        ...
+
     def mint_credential(self, *, session: Any, agent_id: str, connection_type: str, text_only: bool) -> Credential:
         """A credential for one conversation with ``agent_id``; raises ElevenLabsError when refused."""
         ...
@@ -118,6 +122,9 @@ class ElevenLabsBackend:
         if configured := configured_agent_id(agent_type):
             return configured
         raise AgentNotConfigured(agent_type)
+
+    def agent_type_of(self, agent_id: str) -> str | None:
+        return next((t for t in AGENT_ID_SETTINGS if agent_id and configured_agent_id(t) == agent_id), None)
 
     def mint_credential(self, *, session: Any, agent_id: str, connection_type: str, text_only: bool) -> Credential:
         now = timezone.now()
@@ -163,6 +170,22 @@ def backend_for(*, simulation: bool) -> ConversationBackend:
     if not path:
         raise SimulationUnavailable()
     return import_string(path)()
+
+
+def agent_answering(agent_id: str) -> tuple[str, bool] | None:
+    """The agent type ``agent_id`` answers as and whether it is the simulated agent; None when no agent of ours has it.
+
+    A configured agent id is ElevenLabs' agent; the simulated agent's own ids count only where it is installed.
+    """
+    if agent_type := ElevenLabsBackend().agent_type_of(agent_id):
+        return agent_type, False
+    try:
+        simulator = backend_for(simulation=True)
+    except SimulationUnavailable:
+        return None
+    if agent_type := simulator.agent_type_of(agent_id):
+        return agent_type, True
+    return None
 
 
 def _query_param(url: str, name: str) -> str | None:

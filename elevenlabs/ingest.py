@@ -7,6 +7,9 @@ processed-or-unmatched row exist per (event type, conversation). So the same
 delivery arriving twice, even at the same moment in two workers, is applied once;
 the loser's insert fails and it is recorded as a duplicate instead.
 
+A delivery for a conversation no session holds is matched, failing that, by the phone call it
+reports (``metadata.phone_call.call_sid``): an inbound call's session knows its call sid from the
+conversation-initiation webhook, and takes the conversation here if nothing bound it earlier.
 A delivery for a conversation no session has claimed yet is kept as ``unmatched``
 (audio goes to MEDIA_ROOT/pending-audio/) and applied by
 :func:`webhook_attach_pending` once a session claims the conversation.
@@ -39,12 +42,13 @@ from sessions.errors import InvalidTransition
 from sessions.models import EventKind, VoiceSession
 from sessions.redaction import redact_conversation
 from sessions.services.lifecycle import (
+    session_bind_conversation,
     session_fail,
     session_record_event,
     session_store_audio,
     session_store_post_call,
 )
-from sessions.validators import CONVERSATION_ID
+from sessions.validators import CALL_SID, CONVERSATION_ID
 from voiceagent.faults import database_unavailable
 from voiceagent.jsonlimits import JsonRejected, JsonShapeScanner, path_of_nul
 from voiceagent.logging import session_context
@@ -98,6 +102,8 @@ class Envelope:
     data: dict[str, Any]
     audio: IO[bytes] | None = field(default=None, repr=False)
     audio_bytes: int = 0
+    # The phone call's id (metadata.phone_call.call_sid) when the delivery reports one.
+    call_sid: str = ""
 
 
 def _audio_storage() -> Storage:
@@ -120,6 +126,14 @@ def _conversation_id(value: Any, *, required: bool) -> str:
     if conversation_id and not CONVERSATION_ID.fullmatch(conversation_id):
         raise MalformedDelivery("data.conversation_id must be letters, digits and . _ : - only.")
     return conversation_id
+
+
+def _call_sid(data: dict[str, Any]) -> str:
+    """``metadata.phone_call.call_sid`` when it is there and id-shaped; "" otherwise (it only helps matching)."""
+    metadata = data.get("metadata")
+    phone_call = metadata.get("phone_call") if isinstance(metadata, dict) else None
+    call_sid = phone_call.get("call_sid") if isinstance(phone_call, dict) else None
+    return call_sid if isinstance(call_sid, str) and CALL_SID.match(call_sid) else ""
 
 
 def _decode_audio(encoded: Any, out: IO[bytes]) -> int:
@@ -186,6 +200,7 @@ def parse_delivery(body: IO[bytes], *, body_bytes: int) -> Envelope:
         conversation_id=_conversation_id(data.get("conversation_id"), required=known),
         agent_id=_short_str(data.get("agent_id"), name="data.agent_id", max_length=128, required=False),
         data=data,
+        call_sid=_call_sid(data) if known else "",
     )
     if event_type == TRANSCRIPTION:
         if problem := post_call_problem(data, prefix="data."):
@@ -254,10 +269,8 @@ def webhook_ingest(*, body: IO[bytes], signed: SignedBody) -> WebhookDelivery:
     except MalformedDelivery as exc:
         _record_malformed(exc, signed)
         raise
-    if signed.by_simulator and not (
-        envelope.conversation_id
-        and VoiceSession.objects.filter(conversation_id=envelope.conversation_id, simulation=True).exists()
-    ):
+    claimant = _claimant(envelope) if signed.by_simulator else None
+    if signed.by_simulator and (claimant is None or not claimant.simulation):
         if envelope.audio is not None:
             envelope.audio.close()
         raise NotASimulatedConversation(envelope.conversation_id)
@@ -266,6 +279,9 @@ def webhook_ingest(*, body: IO[bytes], signed: SignedBody) -> WebhookDelivery:
     finally:
         if envelope.audio is not None:
             envelope.audio.close()
+    if envelope.call_sid and delivery.outcome == WebhookOutcome.PROCESSED and delivery.session is not None:
+        # Matched by its call: what waited for the conversation before (audio) belongs to the session now.
+        webhook_attach_pending(session=delivery.session)
     if delivery.outcome == WebhookOutcome.UNMATCHED:
         # A session may have claimed the conversation while our transaction was open (and its
         # webhook_attach_pending ran before our row was visible): attach now so nothing is stranded.
@@ -285,6 +301,16 @@ def webhook_ingest(*, body: IO[bytes], signed: SignedBody) -> WebhookDelivery:
     return delivery
 
 
+def _claimant(envelope: Envelope) -> VoiceSession | None:
+    """The session of the delivery's conversation; failing that, the unbound session of the phone call it reports."""
+    if not envelope.conversation_id:
+        return None
+    session = VoiceSession.objects.filter(conversation_id=envelope.conversation_id).first()
+    if session is None and envelope.call_sid:
+        session = VoiceSession.objects.filter(call_sid=envelope.call_sid, conversation_id__isnull=True).first()
+    return session
+
+
 def _record(envelope: Envelope, signed: SignedBody) -> WebhookDelivery:
     ledger = {
         "event_type": envelope.event_type,
@@ -299,11 +325,11 @@ def _record(envelope: Envelope, signed: SignedBody) -> WebhookDelivery:
     known = envelope.event_type in KNOWN_TYPES
     try:
         with transaction.atomic():
-            session = (
-                VoiceSession.objects.filter(conversation_id=envelope.conversation_id).first()
-                if envelope.conversation_id
-                else None
-            )
+            session = _claimant(envelope)
+            if session is not None and known and not session.conversation_id:
+                session = session_bind_conversation(
+                    session=session, conversation_id=envelope.conversation_id, source="post_call_webhook"
+                )
             if not known:
                 return WebhookDelivery.objects.create(
                     **ledger, session=session, outcome=WebhookOutcome.IGNORED, processed_at=timezone.now()

@@ -11,9 +11,17 @@ from django.utils.html import format_html
 from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
-from sessions.models import ApiToken, EndReason, SessionEvent, VoiceSession
+from sessions.models import ApiToken, Callback, CallbackStatus, EndReason, SessionEvent, VoiceSession
+from sessions.services.callbacks import callback_mark_done
 from sessions.services.lifecycle import session_end
 from voiceagent.admin_display import pretty_json, transcript_table
+
+
+def session_admin_link(session_id) -> str:
+    if not session_id:
+        return "-"
+    url = reverse("admin:voice_sessions_voicesession_change", args=[session_id])
+    return format_html('<a href="{}">{}</a>', url, session_id)
 
 
 class SessionEventInline(admin.TabularInline):
@@ -32,6 +40,20 @@ class SessionEventInline(admin.TabularInline):
         return format_html("<code>{}</code>", json.dumps(event.payload, ensure_ascii=False)) if event.payload else "-"
 
 
+class CallbackInline(admin.TabularInline):
+    """The follow-ups the agent promised during the session; marked done from the callbacks' list."""
+
+    model = Callback
+    extra = 0
+    can_delete = False
+    fields = ["requested_time", "phone_number", "reason", "status", "done_at", "created_at"]
+    readonly_fields = fields
+    ordering = ["requested_time", "id"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(VoiceSession)
 class VoiceSessionAdmin(admin.ModelAdmin):
     list_display = [
@@ -46,10 +68,10 @@ class VoiceSessionAdmin(admin.ModelAdmin):
         "ended_at",
     ]
     list_filter = ["status", "agent_type", "direction", "simulation", "created_at"]
-    search_fields = ["customer_id", "conversation_id"]
+    search_fields = ["customer_id", "conversation_id", "call_sid"]
     date_hierarchy = "created_at"
     list_select_related = ["created_by"]
-    inlines = [SessionEventInline]
+    inlines = [CallbackInline, SessionEventInline]
     actions = ["end_selected"]
     fieldsets = [
         (
@@ -67,6 +89,7 @@ class VoiceSessionAdmin(admin.ModelAdmin):
                     "connection_type",
                     "conversation_id",
                     "phone_number",
+                    "call_sid",
                     "created_by",
                 ]
             },
@@ -142,6 +165,60 @@ class VoiceSessionAdmin(admin.ModelAdmin):
                 session_end(session=session, reason=EndReason.OPERATOR)
                 ended += 1
         self.message_user(request, f"Ended {ended} session(s); the others had already finished.", messages.SUCCESS)
+
+
+class CallbackStatusFilter(admin.SimpleListFilter):
+    """Open callbacks first: the list is an operator's to-do list, so it opens on what is left to do."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [*CallbackStatus.choices, ("all", "All")]
+
+    def choices(self, changelist):
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": (self.value() or CallbackStatus.OPEN) == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
+
+    def queryset(self, request, queryset):
+        wanted = self.value() or CallbackStatus.OPEN
+        return queryset if wanted == "all" else queryset.filter(status=wanted)
+
+
+@admin.register(Callback)
+class CallbackAdmin(admin.ModelAdmin):
+    list_display = ["requested_time", "customer_id", "phone_number", "reason", "status", "session_link", "created_at"]
+    list_filter = [CallbackStatusFilter]
+    search_fields = ["customer_id", "phone_number"]
+    list_select_related = ["session"]
+    actions = ["mark_done"]
+    fields = [
+        "session_link",
+        "customer_id",
+        "phone_number",
+        "requested_time",
+        "reason",
+        "status",
+        "created_at",
+        "done_at",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False  # the agent schedules them (the schedule_callback tool)
+
+    @admin.display(description="session", ordering="session")
+    def session_link(self, callback: Callback) -> str:
+        return session_admin_link(callback.session_id)
+
+    @admin.action(description="Mark the selected callbacks done")
+    def mark_done(self, request, queryset) -> None:
+        done = sum(callback_mark_done(callback=callback) for callback in queryset.select_related("session"))
+        self.message_user(request, f"Marked {done} callback(s) done; the others were done already.", messages.SUCCESS)
 
 
 # --- API tokens: the key is shown once, when it is made ------------------------------------------

@@ -49,6 +49,7 @@ class EventKind(models.TextChoices):
 
     CREATED = "created", "Created"
     CONNECTING = "connecting", "Credential minted"
+    INBOUND_CALL = "inbound_call", "Inbound call answered"
     CONVERSATION_BOUND = "conversation_bound", "Conversation bound"
     ACTIVE = "active", "Client connected"
     ENDED = "ended", "Ended"
@@ -59,6 +60,8 @@ class EventKind(models.TextChoices):
     REDACTED = "redacted", "Personal data masked"
     MEMORY = "memory", "Previous calls remembered"
     PRUNED = "pruned", "Removed by retention"
+    TOOL_CALL = "tool_call", "Server tool called"
+    CALLBACK_DONE = "callback_done", "Callback done"
     CLIENT_STATUS = "client.status", "Client status"
     CLIENT_MODE = "client.mode", "Client mode"
     CLIENT_MESSAGE = "client.message", "Client message"
@@ -93,7 +96,16 @@ class VoiceSession(models.Model):
     conversation_id = models.CharField(
         max_length=128, null=True, blank=True, unique=True, help_text="ElevenLabs conversation id, once known."
     )
-    phone_number = models.CharField(max_length=32, blank=True, help_text="Number dialled for outbound calls.")
+    phone_number = models.CharField(
+        max_length=32, blank=True, help_text="Number dialled for outbound calls; the caller's for inbound ones."
+    )
+    call_sid = models.CharField(
+        max_length=64,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="The telephony provider's id of the phone call (Twilio CallSid, SIP Call-ID), once known.",
+    )
     dynamic_variables = models.JSONField(default=dict, blank=True)
     idempotency_key = models.CharField(
         max_length=128, null=True, blank=True, help_text="Client-chosen key: a retried start never starts twice."
@@ -178,6 +190,31 @@ class SessionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class CallbackStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    DONE = "done", "Done"
+
+
+class Callback(models.Model):
+    """A follow-up call the agent promised during a session (the ``schedule_callback`` tool)."""
+
+    session = models.ForeignKey(VoiceSession, on_delete=models.CASCADE, related_name="callbacks")
+    customer_id = models.CharField(max_length=128, db_index=True)
+    phone_number = models.CharField(max_length=32, blank=True, help_text="The number to call back (E.164).")
+    requested_time = models.DateTimeField(help_text="When the customer asked to be called back.")
+    reason = models.TextField()
+    status = models.CharField(max_length=8, choices=CallbackStatus.choices, default=CallbackStatus.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["requested_time", "id"]
+        indexes = [models.Index(fields=["status", "requested_time"], name="callback_status_time")]
+
+    def __str__(self) -> str:
+        return f"callback to {self.customer_id} at {self.requested_time:%Y-%m-%d %H:%M} ({self.status})"
 
 
 class ApiToken(TokenProxy):

@@ -114,3 +114,22 @@ def sessions_to_prune(*, ended_before, audio_only: bool):
         .filter(holding)
         .order_by("ended_at", "pk")
     )
+
+
+def customer_recent_calls(*, customer_id: str, exclude_session_id=None, limit: int = 5) -> list[VoiceSession]:
+    """The customer's latest ended sessions, newest first (``exclude_session_id``: the call asking)."""
+    calls = VoiceSession.objects.filter(customer_id=customer_id, status=Status.ENDED)
+    if exclude_session_id is not None:
+        calls = calls.exclude(pk=exclude_session_id)
+    return list(
+        calls.order_by("-ended_at", "-created_at").only(
+            "id",
+            "agent_type",
+            "started_at",
+            "ended_at",
+            "created_at",
+            "call_successful",
+            "summary_title",
+            "transcript_summary",
+        )[:limit]
+    )

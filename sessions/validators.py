@@ -7,7 +7,8 @@ import re
 from rest_framework import serializers
 
 # Every pattern is anchored with \A and \Z: "$" also matches before a final newline ("name\n" would pass).
-CUSTOMER_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}\Z")
+# A caller's phone number in E.164, with its "+", is a customer id too: an inbound call knows its customer by it.
+CUSTOMER_ID = re.compile(r"\A(?:[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}|\+[1-9]\d{6,14})\Z")
 # BCP 47 language tag, the subset people use: language, optional script, optional region.
 LOCALE = re.compile(r"\A(?P<lang>[A-Za-z]{2,3})(?:-(?P<script>[A-Za-z]{4}))?(?:-(?P<region>[A-Za-z]{2}|\d{3}))?\Z")
 # The shape of an agent platform's conversation id wherever one arrives (API, webhook, URL path); 128 is what
@@ -15,6 +16,8 @@ LOCALE = re.compile(r"\A(?P<lang>[A-Za-z]{2,3})(?:-(?P<script>[A-Za-z]{4}))?(?:-
 # Anchored with \A and \Z: "$" also matches before a final newline, so "conv\n" would pass.
 CONVERSATION_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
 E164 = re.compile(r"\A\+[1-9]\d{6,14}\Z")
+# A telephony provider's id of one call (Twilio's CallSid "CA" + 32 hex, a SIP Call-ID such as "a84b4c76e6@host").
+CALL_SID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\Z")
 DYNAMIC_VARIABLE_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 MAX_DYNAMIC_VARIABLES = 50
 MAX_DYNAMIC_VALUE_LENGTH = 1000
@@ -23,7 +26,8 @@ MAX_DYNAMIC_VALUE_LENGTH = 1000
 def validate_customer_id(value: str) -> str:
     if not CUSTOMER_ID.match(value):
         raise serializers.ValidationError(
-            "Use 1 to 128 characters: letters, digits and . _ : @ -, starting with a letter or digit."
+            "Use 1 to 128 characters: letters, digits and . _ : @ -, starting with a letter or digit; "
+            "or a phone number in E.164 form, e.g. +14155550100."
         )
     return value
 

@@ -26,6 +26,14 @@ def charlie_staff(django_user_model):
 
 
 @pytest.fixture
+def operator(client, django_user_model):
+    """The test client logged in as Olivia, a superuser: the admin as operators use it."""
+    user = django_user_model.objects.create_superuser("olivia", "olivia@example.com", "olivia-pass-123")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def api():
     return APIClient()
 

@@ -15,6 +15,7 @@ os.environ.setdefault("ELEVENLABS_API_KEY", "xi-test-key-0000000000000000")
 os.environ.setdefault("ELEVENLABS_SUPPORT_AGENT_ID", "agent_support_test")
 os.environ.setdefault("ELEVENLABS_SALES_AGENT_ID", "agent_sales_test")
 os.environ.setdefault("ELEVENLABS_WEBHOOK_SECRET", "wsec_test_secret_0000000000")
+os.environ.setdefault("ELEVENLABS_TOOLS_TOKEN", "tools_test_token_0000000000")
 
 from voiceagent.settings import *  # noqa: E402,F403
 from voiceagent.settings import DATABASES  # noqa: E402

@@ -11,13 +11,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def operator(client, django_user_model):
-    user = django_user_model.objects.create_superuser("olivia", "olivia@example.com", "olivia-pass-123")
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def finished(alice):
     session = lifecycle.session_create(user=alice, customer_id="cust-admin", agent_type="sales")
     lifecycle.session_mark_connecting(session=session, agent_id="agent_x", connection_type="websocket", simulation=True)

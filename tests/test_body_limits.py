@@ -334,3 +334,12 @@ def test_the_largest_valid_session_body_fits_the_default_api_cap(django_user_mod
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     response = api.post("/voice/sessions", body, content_type="application/json")
     assert response.status_code == 201, response.content[:500]
+
+
+def test_a_cap_ending_in_a_slash_covers_every_path_under_it():
+    limits = BodyLimits(1000, {"/tools/": 10, "/tools/big/": 50, "/tools/exact": 7})
+    assert limits.for_path("/tools/a") == 10
+    assert limits.for_path("/tools/big/b") == 50  # the longest prefix wins
+    assert limits.for_path("/tools/exact") == 7  # an exact path before any prefix
+    assert limits.for_path("/tools") == 1000  # not under "/tools/"
+    assert limits.for_path("/toolshed/x") == 1000

@@ -315,6 +315,51 @@ def webhook_crashes(w: World):
     return deliver(w.settings, envelope("post_call_transcription", {"conversation_id": "c"}), client=client)
 
 
+TOOLS_AUTH = {"HTTP_AUTHORIZATION": "Bearer tools_test_token_0000000000"}
+INBOUND_CALL = {"caller_id": "+15551234567", "agent_id": "agent_support_test", "call_sid": "CA1"}
+
+
+def elevenlabs_asks(path: str, body: dict | str, *, headers: dict | None = None, **kwargs):
+    """A call ElevenLabs makes during a call: JSON with the tools token."""
+    data = body if isinstance(body, str) else json.dumps(body)
+    return Client(**kwargs).post(
+        path, data=data, content_type="application/json", **(TOOLS_AUTH if headers is None else headers)
+    )
+
+
+def tools_token_missing(w: World):
+    w.settings.ELEVENLABS_TOOLS_TOKEN = ""
+    return elevenlabs_asks("/elevenlabs/conversation-init", INBOUND_CALL)
+
+
+def inbound_database_down(w: World):
+    w.database_down()
+    return elevenlabs_asks("/elevenlabs/conversation-init", INBOUND_CALL)
+
+
+def inbound_call_with_a_tool_conversation(w: World) -> dict:
+    assert elevenlabs_asks("/elevenlabs/conversation-init", INBOUND_CALL).status_code == 200
+    return {"conversation_id": "conv_tool_1", "call_sid": "CA1"}
+
+
+def tool_crashes(w: World):
+    from elevenlabs import tools
+
+    def broken(**kwargs):
+        raise RuntimeError("tool on fire")
+
+    body = inbound_call_with_a_tool_conversation(w)
+    broken_tool = tools.ServerTool("customer_history", tools.CustomerHistoryInput, broken)
+    w.monkeypatch.setitem(tools.TOOLS, "customer_history", broken_tool)
+    return elevenlabs_asks("/elevenlabs/tools/customer_history", body)
+
+
+def tool_conversation_mismatch(w: World):
+    body = inbound_call_with_a_tool_conversation(w)
+    assert elevenlabs_asks("/elevenlabs/tools/customer_history", body).status_code == 200
+    return elevenlabs_asks("/elevenlabs/tools/customer_history", {**body, "conversation_id": "conv_other"})
+
+
 def sessions_database_down(w: World):
     w.database_down()
     return w.alice.get("/voice/sessions")
@@ -703,6 +748,130 @@ CASES = [
         has_header("Retry-After"),
     ),
     Case("elevenlabs/webhook", "crash", 500, "internal_error", webhook_crashes),
+    # What ElevenLabs calls during a call (the tools token)
+    Case(
+        "elevenlabs/conversation-init",
+        "no token",
+        401,
+        "not_authenticated",
+        lambda w: elevenlabs_asks("/elevenlabs/conversation-init", INBOUND_CALL, headers={}),
+        has_header("WWW-Authenticate", 'Bearer realm="elevenlabs"'),
+    ),
+    Case(
+        "elevenlabs/conversation-init",
+        "wrong token",
+        401,
+        "authentication_failed",
+        lambda w: elevenlabs_asks(
+            "/elevenlabs/conversation-init", INBOUND_CALL, headers={"HTTP_AUTHORIZATION": "Bearer nope"}
+        ),
+    ),
+    Case(
+        "elevenlabs/conversation-init",
+        "no token configured",
+        503,
+        "tools_token_missing",
+        tools_token_missing,
+        has_extra(variable="ELEVENLABS_TOOLS_TOKEN"),
+    ),
+    Case(
+        "elevenlabs/conversation-init",
+        "unknown agent",
+        404,
+        "unknown_agent",
+        lambda w: elevenlabs_asks("/elevenlabs/conversation-init", {**INBOUND_CALL, "agent_id": "agent_x"}),
+        has_extra(agent_id="agent_x"),
+    ),
+    Case(
+        "elevenlabs/conversation-init",
+        "invalid",
+        400,
+        "invalid",
+        lambda w: elevenlabs_asks("/elevenlabs/conversation-init", {"caller_id": 5}),
+        has_fields("agent_id", "call_sid", "caller_id"),
+    ),
+    Case(
+        "elevenlabs/conversation-init",
+        "not json",
+        400,
+        "invalid_json",
+        lambda w: elevenlabs_asks("/elevenlabs/conversation-init", "{not json"),
+    ),
+    Case(
+        "elevenlabs/conversation-init",
+        "over its cap",
+        413,
+        "body_too_large",
+        lambda w: (
+            setattr(w.settings, "ELEVENLABS_TOOLS_MAX_BYTES", 1024)
+            or elevenlabs_asks("/elevenlabs/conversation-init", {**INBOUND_CALL, "pad": "x" * 2000})
+        ),
+        has_extra(limit=1024),
+    ),
+    Case(
+        "elevenlabs/conversation-init",
+        "get",
+        405,
+        "method_not_allowed",
+        lambda w: Client().get("/elevenlabs/conversation-init", **TOOLS_AUTH),
+    ),
+    Case(
+        "elevenlabs/conversation-init",
+        "database down",
+        503,
+        "database_unavailable",
+        inbound_database_down,
+        has_header("Retry-After", "5"),
+    ),
+    Case(
+        "elevenlabs/tools/<str:name>",
+        "no token",
+        401,
+        "not_authenticated",
+        lambda w: elevenlabs_asks("/elevenlabs/tools/customer_history", {}, headers={}),
+    ),
+    Case(
+        "elevenlabs/tools/<str:name>",
+        "unknown tool",
+        404,
+        "unknown_tool",
+        lambda w: elevenlabs_asks("/elevenlabs/tools/dance", {"conversation_id": "c"}),
+        has_extra(tools=["customer_history", "schedule_callback"]),
+    ),
+    Case(
+        "elevenlabs/tools/<str:name>",
+        "unknown session",
+        404,
+        "session_not_found",
+        lambda w: elevenlabs_asks("/elevenlabs/tools/customer_history", {"conversation_id": "conv_nobody"}),
+    ),
+    Case(
+        "elevenlabs/tools/<str:name>",
+        "bad arguments",
+        400,
+        "invalid",
+        lambda w: elevenlabs_asks(
+            "/elevenlabs/tools/schedule_callback",
+            {**inbound_call_with_a_tool_conversation(w), "when": "soon", "reason": ""},
+        ),
+        has_fields("when", "reason"),
+    ),
+    Case(
+        "elevenlabs/tools/<str:name>",
+        "another conversation",
+        409,
+        "conversation_mismatch",
+        tool_conversation_mismatch,
+        has_extra(conversation_id="conv_other"),
+    ),
+    Case("elevenlabs/tools/<str:name>", "tool crashes", 503, "tool_failed", tool_crashes),
+    Case(
+        "elevenlabs/tools/<str:name>",
+        "get",
+        405,
+        "method_not_allowed",
+        lambda w: Client().get("/elevenlabs/tools/customer_history", **TOOLS_AUTH),
+    ),
 ]
 
 
@@ -713,7 +882,7 @@ def test_every_error_has_the_one_shape(world, case, caplog):
     error = assert_error_shape(response, case.status, case.code)
     if case.check is not None:
         case.check(response, error)
-    if case.status == 500:  # unexpected: logged with its traceback, never shown
+    if case.status == 500 or case.code == "tool_failed":  # unexpected: logged with its traceback, never shown
         assert "on fire" in caplog.text and "Traceback" in caplog.text
         assert "on fire" not in response.content.decode()
 

@@ -55,6 +55,9 @@ def test_locale_is_normalised(alice_api):
         ("customer_id", "x" * 129, "no more than 128"),
         ("customer_id", "bad id!", "letters, digits"),
         ("customer_id", "-leading", "starting with a letter or digit"),
+        ("customer_id", "+1555", "E.164"),
+        ("customer_id", "+01555123456", "E.164"),
+        ("customer_id", "+1555123456a", "E.164"),
         ("simulation", "maybe", "Must be true or false"),
         ("agent_type", "billing", "use one of: support, sales"),
         ("phone_number", "12345", "E.164"),
@@ -70,6 +73,11 @@ def test_each_validation_error_names_the_field_and_changes_nothing(alice_api, fi
     assert field in errors
     assert fragment in " ".join(errors[field])
     assert VoiceSession.objects.count() == 0
+
+
+def test_a_phone_number_in_e164_is_a_customer_id(alice_api):
+    # How an inbound call knows its customer: by the caller's number, with its "+".
+    assert create(alice_api, customer_id="+15551234567").json()["customer_id"] == "+15551234567"
 
 
 def test_missing_customer_id_is_required(alice_api):

@@ -89,13 +89,19 @@ def declared_length(raw: str | None) -> int | None:
 
 @dataclass(frozen=True)
 class BodyLimits:
-    """Per-path caps in bytes (exact paths, as routed), and a default for every other path."""
+    """Per-path caps in bytes, and a default for every other path.
+
+    A key is an exact path as routed, or, ending in "/", every path under it (the longest such prefix wins).
+    """
 
     default_max_bytes: int
     max_bytes_by_path: Mapping[str, int] = field(default_factory=dict)
 
     def for_path(self, path: str) -> int:
-        return self.max_bytes_by_path.get(path, self.default_max_bytes)
+        if path in self.max_bytes_by_path:
+            return self.max_bytes_by_path[path]
+        under = [prefix for prefix in self.max_bytes_by_path if prefix.endswith("/") and path.startswith(prefix)]
+        return self.max_bytes_by_path[max(under, key=len)] if under else self.default_max_bytes
 
 
 def _client(scope: Scope) -> str:

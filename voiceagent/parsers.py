@@ -17,8 +17,11 @@ from voiceagent.jsonlimits import JsonRejected, loads_bounded
 
 
 class BoundedJSONParser(JSONParser):
+    # The setting that caps the body; a view with a smaller cap of its own uses a subclass naming its setting.
+    max_bytes_setting = "API_MAX_BODY_BYTES"
+
     def parse(self, stream, media_type=None, parser_context=None):
-        max_bytes = settings.API_MAX_BODY_BYTES
+        max_bytes = getattr(settings, self.max_bytes_setting)
         raw = stream.read(max_bytes + 1)
         if len(raw) > max_bytes:
             raise RequestBodyTooLarge(max_bytes)

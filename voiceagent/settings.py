@@ -345,6 +345,11 @@ ELEVENLABS_API_KEY = env.str("ELEVENLABS_API_KEY", default="").strip()
 ELEVENLABS_SUPPORT_AGENT_ID = env.str("ELEVENLABS_SUPPORT_AGENT_ID", default="").strip()
 ELEVENLABS_SALES_AGENT_ID = env.str("ELEVENLABS_SALES_AGENT_ID", default="").strip()
 ELEVENLABS_WEBHOOK_SECRET = env.str("ELEVENLABS_WEBHOOK_SECRET", default="").strip()
+# What ElevenLabs sends as "Authorization: Bearer <token>" when it asks us about an inbound call
+# (POST /elevenlabs/conversation-init) or calls a server tool (POST /elevenlabs/tools/<name>).
+ELEVENLABS_TOOLS_TOKEN = env.str("ELEVENLABS_TOOLS_TOKEN", default="").strip()
+# Their bodies are a few identifiers and a tool's arguments: anything larger is refused with 413.
+ELEVENLABS_TOOLS_MAX_BYTES = env_int(env, "ELEVENLABS_TOOLS_MAX_BYTES", default=16 * 1024, minimum=1024)
 ELEVENLABS_BASE_URL = env_url(env, "ELEVENLABS_BASE_URL", default="https://api.elevenlabs.io")
 ELEVENLABS_CONNECT_TIMEOUT = env_float(env, "ELEVENLABS_CONNECT_TIMEOUT", default=3.05, minimum=0.1)
 ELEVENLABS_READ_TIMEOUT = env_float(env, "ELEVENLABS_READ_TIMEOUT", default=8.0, minimum=0.1)
@@ -424,7 +429,7 @@ if _multiproc_dir and not Path(_multiproc_dir).is_dir():
 # Caps enforced while a body streams in, before Django spools it (voiceagent/bodylimit.py): past
 # the cap the answer is 413 at once. The API's largest legitimate body (a session with 50 dynamic
 # variables of 1000 characters, escaped as \uXXXX) is about 600 KB; every path not listed below
-# (the JSON API, the admin's forms) has this cap.
+# (the JSON API, the admin's forms) has this cap. A path ending in "/" caps every path under it.
 API_MAX_BODY_BYTES = env_int(env, "API_MAX_BODY_BYTES", default=1024 * 1024, minimum=1024)
 REQUEST_BODY_LIMITS = {
     "/healthz": 0,
@@ -432,6 +437,8 @@ REQUEST_BODY_LIMITS = {
     "/metrics": 0,
     "/api/logs": CLIENT_LOG_MAX_BYTES,
     "/elevenlabs/webhook": ELEVENLABS_WEBHOOK_MAX_BYTES,
+    "/elevenlabs/conversation-init": ELEVENLABS_TOOLS_MAX_BYTES,
+    "/elevenlabs/tools/": ELEVENLABS_TOOLS_MAX_BYTES,
 }
 
 # voiceagent.logging.configure makes LOG_DIR as logging is set up (not while these settings are read).

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from elevenlabs.backends import Credential, configured_agent_id
 from elevenlabs.client import ElevenLabsError
-from elevenlabs.simulator.agents import simulated_agent, simulator_agent_id
+from elevenlabs.simulator.agents import AGENTS, simulated_agent, simulator_agent_id
 from elevenlabs.simulator.conversations import simulator_get_conversation
 from elevenlabs.simulator.models import SimulatedConversation
 from elevenlabs.simulator.signed_urls import simulator_mint_signed_url
@@ -22,6 +22,10 @@ class SimulatedAgentBackend:
         """The configured agent's id when there is one (that agent, simulated), else the simulator's own."""
         simulated_agent(agent_type)
         return configured_agent_id(agent_type) or simulator_agent_id(agent_type)
+
+    def agent_type_of(self, agent_id: str) -> str | None:
+        """Only the simulator's own ids: a configured agent id is ElevenLabs' agent, even when it is simulated."""
+        return next((t for t in AGENTS if simulator_agent_id(t) == agent_id), None)
 
     def mint_credential(self, *, session: Any, agent_id: str, connection_type: str, text_only: bool) -> Credential:
         # Only WebSocket is simulated: a WebRTC request gets the WebSocket form, which the browser client also speaks.

@@ -109,7 +109,7 @@ def simulator_get_conversation(conversation_id: str) -> dict[str, Any]:
             "termination_reason": conversation.termination_reason,
             "error": None,
             "main_language": language,
-            "phone_call": None,
+            "phone_call": conversation.phone_call,
         },
         "analysis": _analysis(conversation) if conversation.status == SimulatedConversation.Status.DONE else None,
         "conversation_initiation_client_data": client_data or None,

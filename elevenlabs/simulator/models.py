@@ -39,6 +39,9 @@ class SimulatedConversation(models.Model):
         default=dict, blank=True, help_text="The client's conversation_initiation_client_data (overrides, variables)."
     )
     transcript = models.JSONField(default=list, blank=True)
+    phone_call = models.JSONField(
+        null=True, blank=True, help_text="The phone call it simulates (metadata.phone_call), for an inbound call."
+    )
     termination_reason = models.CharField(max_length=255, blank=True)
     webhook_sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

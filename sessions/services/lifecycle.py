@@ -22,7 +22,16 @@ from django.utils import timezone
 from sessions.errors import ConversationAlreadyClaimed, ConversationMismatch, InvalidTransition
 from sessions.memory import PREVIOUS_CALL_COUNT, PREVIOUS_CALL_SUMMARY, memory_variables
 from sessions.metrics import count_transition
-from sessions.models import TERMINAL_STATUSES, EndReason, EventKind, SessionEvent, Status, VoiceSession
+from sessions.models import (
+    TERMINAL_STATUSES,
+    ConnectionType,
+    Direction,
+    EndReason,
+    EventKind,
+    SessionEvent,
+    Status,
+    VoiceSession,
+)
 from sessions.platform import session_runs_simulated
 from sessions.post_call import POST_CALL_FACT_FIELDS, post_call_facts
 from sessions.redaction import redact_conversation
@@ -124,12 +133,7 @@ def session_create(
             phone_number=phone_number,
             idempotency_key=idempotency_key or None,
         )
-        SessionEvent.objects.create(
-            session=session,
-            kind=EventKind.CREATED,
-            to_status=Status.CREATED,
-            payload={"agent_type": agent_type, "direction": direction, "simulation": simulation},
-        )
+        _created_row(session).save()
         if remembered is not None:
             # How much was remembered, not what: the summary itself is in the session's dynamic variables.
             session_record_event(
@@ -143,6 +147,67 @@ def session_create(
         _log_after_commit(session.pk, "session created for customer %s (%s, %s)", customer_id, agent_type, direction)
         transaction.on_commit(partial(count_transition, "", Status.CREATED, agent_type))
     return session
+
+
+def _created_row(session: VoiceSession) -> SessionEvent:
+    """The first row of every session's timeline (not saved)."""
+    return SessionEvent(
+        session=session,
+        kind=EventKind.CREATED,
+        to_status=Status.CREATED,
+        payload={"agent_type": session.agent_type, "direction": session.direction, "simulation": session.simulation},
+    )
+
+
+def session_answer_inbound_call(
+    *,
+    customer_id: str,
+    phone_number: str,
+    agent_type: str,
+    agent_id: str,
+    simulation: bool,
+    call_sid: str,
+    dynamic_variables: dict[str, Any],
+    payload: dict[str, Any] | None = None,
+) -> tuple[VoiceSession, bool]:
+    """The session of an inbound phone call the agent platform is answering, and whether it is new.
+
+    It is born connecting (the call rings through to the agent; there is no credential to mint),
+    with the timeline rows of a creation and of that move, in one transaction of two statements:
+    ElevenLabs asks while the caller's phone rings. The platform may ask again about the same call
+    (a retried webhook): ``call_sid`` is unique, so the second ask gets the first one's session, unchanged.
+    """
+    simulation = session_runs_simulated(simulation)
+    try:
+        with transaction.atomic():
+            session = VoiceSession.objects.create(
+                customer_id=customer_id,
+                agent_type=agent_type,
+                direction=Direction.INBOUND,
+                simulation=simulation,
+                phone_number=phone_number,
+                dynamic_variables=dynamic_variables,
+                status=Status.CONNECTING,
+                agent_id=agent_id,
+                connection_type=ConnectionType.PHONE,
+                call_sid=call_sid,
+            )
+            answered = SessionEvent(
+                session=session,
+                kind=EventKind.INBOUND_CALL,
+                from_status=Status.CREATED,
+                to_status=Status.CONNECTING,
+                payload={"agent_id": agent_id, "call_sid": call_sid, **(payload or {})},
+            )
+            SessionEvent.objects.bulk_create([_created_row(session), answered])
+            _log_after_commit(
+                session.pk, "inbound call %s answered for customer %s (%s)", call_sid, customer_id, agent_type
+            )
+            transaction.on_commit(partial(count_transition, "", Status.CREATED, agent_type))
+            transaction.on_commit(partial(count_transition, Status.CREATED, Status.CONNECTING, agent_type))
+        return session, True
+    except IntegrityError:  # asked about again (or twice at the same moment): the call has its session
+        return VoiceSession.objects.get(call_sid=call_sid), False
 
 
 def session_mark_connecting(
@@ -212,6 +277,36 @@ def session_activate(*, session: VoiceSession, conversation_id: str) -> VoiceSes
                 conversation_id=conversation_id,
                 started_at=locked.started_at or timezone.now(),
             )
+    except IntegrityError:  # another session claimed it between our check and our write
+        raise ConversationAlreadyClaimed(conversation_id) from None
+
+
+def session_bind_conversation(*, session: VoiceSession, conversation_id: str, source: str) -> VoiceSession:
+    """Bind ``session``, which the platform opened without telling us its conversation (an inbound phone
+    call), to ``conversation_id`` learnt later (a tool call, a post-call webhook matched by its call sid).
+
+    The rules of :func:`session_activate`: a session bound to another conversation refuses it
+    (:class:`ConversationMismatch`), and a conversation another session holds is not taken over
+    (:class:`ConversationAlreadyClaimed`). Binding the bound conversation again changes nothing.
+    The status is left as it is.
+    """
+    try:
+        with transaction.atomic():
+            locked = _lock(session)
+            if locked.conversation_id == conversation_id:
+                return locked
+            if locked.conversation_id:
+                raise ConversationMismatch(locked, conversation_id)
+            if VoiceSession.objects.filter(conversation_id=conversation_id).exclude(pk=locked.pk).exists():
+                raise ConversationAlreadyClaimed(conversation_id)
+            locked.conversation_id = conversation_id
+            locked.save(update_fields=["conversation_id", "updated_at"])
+            session_record_event(
+                session=locked,
+                kind=EventKind.CONVERSATION_BOUND,
+                payload={"conversation_id": conversation_id, "source": source},
+            )
+            return locked
     except IntegrityError:  # another session claimed it between our check and our write
         raise ConversationAlreadyClaimed(conversation_id) from None
 
