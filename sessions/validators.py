@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 # Every pattern is anchored with \A and \Z: "$" also matches before a final newline ("name\n" would pass).
 CUSTOMER_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}\Z")
@@ -87,6 +88,12 @@ class StrictBooleanField(serializers.BooleanField):
         if isinstance(data, str) and data in self._WORDS:
             return self._WORDS[data]
         self.fail("invalid")
+
+
+class QueryBooleanField(StrictBooleanField):
+    """A true/false query parameter: absent means unset (DRF reads a missing boolean in a form as false)."""
+
+    default_empty_html = empty
 
 
 def choice_field(choices, *, name: str, **kwargs) -> serializers.ChoiceField:
