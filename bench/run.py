@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.common import REPO_ROOT
 
-FIGURES = ["api", "logtail", "webhook", "start_flow", "playground_js", "simulator_load", "vs_reference"]
+FIGURES = ["api", "logtail", "webhook", "start_flow", "playground_js", "simulator_load", "vs_reference", "analytics"]
 RESULTS_DIR = REPO_ROOT / "bench-results"
 
 

@@ -2,8 +2,8 @@
 
 Everything is counted by the database: one grouped query (per day and agent type) gives the rows
 that the totals, the days and the agents are summed from, so Python only adds up at most
-366 × agent types rows, never sessions. The duration percentiles are nearest-rank, each fetched
-as one value by ORDER BY … OFFSET, so SQLite and PostgreSQL answer the same. Days are UTC days
+366 × agent types rows, never sessions. The duration percentiles are nearest-rank, picked by the
+database from a running count per distinct duration, so SQLite and PostgreSQL answer the same. Days are UTC days
 of ``created_at``: a session counts on the day it was created, whatever became of it later.
 """
 
@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.db import connections
 from django.db.models import Count, DateField, Q, QuerySet, Sum
 from django.db.models.functions import Cast
 
@@ -145,6 +146,8 @@ class DurationBucket:
     count: int
 
 
+# The duration percentiles of a period's totals.
+PERCENTILES = (50, 95)
 # The duration histogram's bucket edges, in seconds: short calls in detail, long ones together.
 DURATION_EDGES = (0, 30, 60, 120, 300, 600, 1200)
 
@@ -193,8 +196,7 @@ def sessions_analytics(
         totals.add(counts)
         days[day].add(counts)
         agents[kind].add(counts)
-    totals.duration_p50_secs = _duration_percentile(sessions, 50, totals.timed)
-    totals.duration_p95_secs = _duration_percentile(sessions, 95, totals.timed)
+    totals.duration_p50_secs, totals.duration_p95_secs = _duration_percentiles(sessions, totals.timed)
     return Analytics(
         start=start,
         end=end,
@@ -209,7 +211,7 @@ def duration_histogram(sessions: QuerySet[VoiceSession]) -> list[DurationBucket]
     """How many ended sessions lasted how long, in :data:`DURATION_EDGES` buckets (one aggregate query)."""
     bounds = list(zip(DURATION_EDGES, [*DURATION_EDGES[1:], None], strict=True))
     counts = sessions.filter(TIMED).aggregate(
-        **{f"b{low}": Count("pk", filter=Q(call_duration_secs__gte=low) & _below(high)) for low, high in bounds}
+        **{f"b{low}": counted(Q(call_duration_secs__gte=low) & _below(high)) for low, high in bounds}
     )
     return [DurationBucket(_bucket_label(low, high), low, high, counts[f"b{low}"]) for low, high in bounds]
 
@@ -229,7 +231,13 @@ def _bucket_label(low: int, high: int | None) -> str:
     def span(secs: int) -> str:
         return f"{secs // 60} min" if secs >= 60 and secs % 60 == 0 else f"{secs} s"
 
-    return f"{span(low)} or more" if high is None else f"{span(low)} to under {span(high)}"
+    return f"{span(low)} or more" if high is None else f"{span(low)}–{span(high)}"
+
+
+def counted(condition: Q) -> Count:
+    # COUNT of a NOT NULL column of the covering index (session_created_facts): COUNT(id) would make
+    # both databases read the table's rows, and COUNT(*) takes no FILTER in Django.
+    return Count("created_at", filter=condition)
 
 
 def _tallies_by_day_and_agent(sessions: QuerySet[VoiceSession]) -> Iterable[tuple[date, str, Tally]]:
@@ -240,16 +248,16 @@ def _tallies_by_day_and_agent(sessions: QuerySet[VoiceSession]) -> Iterable[tupl
         sessions.annotate(day=Cast("created_at", DateField()))
         .values("day", "agent_type")
         .annotate(
-            sessions=Count("pk"),
-            ended=Count("pk", filter=ENDED),
-            failed=Count("pk", filter=Q(status=Status.FAILED)),
-            active=Count("pk", filter=Q(status=Status.ACTIVE)),
-            successful=Count("pk", filter=Q(call_successful=CallOutcome.SUCCESS)),
-            unsuccessful=Count("pk", filter=Q(call_successful=CallOutcome.FAILURE)),
-            ended_successful=Count("pk", filter=ENDED & Q(call_successful=CallOutcome.SUCCESS)),
-            ended_unsuccessful=Count("pk", filter=ENDED & Q(call_successful=CallOutcome.FAILURE)),
+            sessions=Count("*"),
+            ended=counted(ENDED),
+            failed=counted(Q(status=Status.FAILED)),
+            active=counted(Q(status=Status.ACTIVE)),
+            successful=counted(Q(call_successful=CallOutcome.SUCCESS)),
+            unsuccessful=counted(Q(call_successful=CallOutcome.FAILURE)),
+            ended_successful=counted(ENDED & Q(call_successful=CallOutcome.SUCCESS)),
+            ended_unsuccessful=counted(ENDED & Q(call_successful=CallOutcome.FAILURE)),
             cost=Sum("cost", default=0),
-            timed=Count("pk", filter=TIMED),
+            timed=counted(TIMED),
             duration_total=Sum("call_duration_secs", filter=TIMED, default=0),
         )
         .order_by()
@@ -258,20 +266,35 @@ def _tallies_by_day_and_agent(sessions: QuerySet[VoiceSession]) -> Iterable[tupl
         yield row["day"], row["agent_type"], Tally(**{name: row[name] for name in TALLY_FIELDS})
 
 
-def _duration_percentile(sessions: QuerySet[VoiceSession], percent: int, timed: int) -> int | None:
-    """Nearest rank: the smallest duration with at least ``percent``% of the timed sessions at or below it."""
+def _duration_percentiles(sessions: QuerySet[VoiceSession], timed: int) -> tuple[int | None, int | None]:
+    """The 50th and 95th nearest-rank percentiles of the timed sessions' durations, in one query.
+
+    Nearest rank: the smallest duration with at least p % of the timed sessions at or below it.
+    The database counts the sessions of each distinct duration, runs a cumulative sum over those
+    counts in duration order and picks, for each rank, the first duration whose sum reaches it:
+    one scan and a small sort of distinct values, instead of sorting every session twice.
+    """
     if not timed:
-        return None
-    rank = -(-percent * timed // 100)  # ceil(percent / 100 × timed), in integers
-    durations = sessions.filter(TIMED).order_by("call_duration_secs").values_list("call_duration_secs", flat=True)
-    return durations[rank - 1]
+        return None, None
+    ranks = [-(-percent * timed // 100) for percent in PERCENTILES]  # ceil(p / 100 × timed), in integers
+    per_duration = sessions.filter(TIMED).values("call_duration_secs").annotate(n=Count("*")).order_by()
+    inner, params = per_duration.query.sql_with_params()
+    picks = ", ".join("MIN(CASE WHEN running >= %s THEN call_duration_secs END)" for _ in ranks)
+    query = (
+        f"SELECT {picks} FROM (SELECT call_duration_secs, SUM(n) OVER (ORDER BY call_duration_secs) AS running"  # noqa: S608
+        f" FROM ({inner}) per_duration) cumulative"
+    )
+    with connections[sessions.db].cursor() as cursor:
+        cursor.execute(query, [*ranks, *params])
+        p50, p95 = cursor.fetchone()
+    return p50, p95
 
 
 def _failures_by_code(sessions: QuerySet[VoiceSession]) -> list[FailureCount]:
     rows = (
         sessions.filter(status=Status.FAILED)
         .values("failure_code")
-        .annotate(count=Count("pk"))
+        .annotate(count=Count("*"))
         .order_by("-count", "failure_code")
     )
     return [FailureCount(code=row["failure_code"], count=row["count"]) for row in rows]
