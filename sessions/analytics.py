@@ -148,8 +148,16 @@ class DurationBucket:
 
 # The duration percentiles of a period's totals.
 PERCENTILES = (50, 95)
-# The duration histogram's bucket edges, in seconds: short calls in detail, long ones together.
-DURATION_EDGES = (0, 30, 60, 120, 300, 600, 1200)
+# The duration histogram's buckets: [low, high) seconds and a label short enough for a chart's axis.
+DURATION_BUCKETS = (
+    (0, 30, "under 30 s"),
+    (30, 60, "30–60 s"),
+    (60, 120, "1–2 min"),
+    (120, 300, "2–5 min"),
+    (300, 600, "5–10 min"),
+    (600, 1200, "10–20 min"),
+    (1200, None, "20 min +"),
+)
 
 
 def analytics_sessions(
@@ -208,12 +216,11 @@ def sessions_analytics(
 
 
 def duration_histogram(sessions: QuerySet[VoiceSession]) -> list[DurationBucket]:
-    """How many ended sessions lasted how long, in :data:`DURATION_EDGES` buckets (one aggregate query)."""
-    bounds = list(zip(DURATION_EDGES, [*DURATION_EDGES[1:], None], strict=True))
+    """How many ended sessions lasted how long, in :data:`DURATION_BUCKETS` (one aggregate query)."""
     counts = sessions.filter(TIMED).aggregate(
-        **{f"b{low}": counted(Q(call_duration_secs__gte=low) & _below(high)) for low, high in bounds}
+        **{f"b{low}": counted(Q(call_duration_secs__gte=low) & _below(high)) for low, high, _ in DURATION_BUCKETS}
     )
-    return [DurationBucket(_bucket_label(low, high), low, high, counts[f"b{low}"]) for low, high in bounds]
+    return [DurationBucket(label, low, high, counts[f"b{low}"]) for low, high, label in DURATION_BUCKETS]
 
 
 # --- the queries -----------------------------------------------------------------------------------
@@ -225,13 +232,6 @@ def _midnight(day: date) -> datetime:
 
 def _below(high: int | None) -> Q:
     return Q(call_duration_secs__lt=high) if high is not None else Q()
-
-
-def _bucket_label(low: int, high: int | None) -> str:
-    def span(secs: int) -> str:
-        return f"{secs // 60} min" if secs >= 60 and secs % 60 == 0 else f"{secs} s"
-
-    return f"{span(low)} or more" if high is None else f"{span(low)}–{span(high)}"
 
 
 def counted(condition: Q) -> Count:

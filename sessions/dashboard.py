@@ -97,7 +97,7 @@ def bar_chart(
     series: Sequence[Series],
     axis_labels: Sequence[str] | None = None,
     top: float | None = None,
-    show: Callable[[float], str] = lambda value: f"{value:,.0f}",
+    show: Callable[[float], str] = lambda value: f"{value:,.0f}" if value == int(value) else f"{value:,.1f}",
 ) -> Chart:
     """Bars per category, the series stacked in order; a value of 0 or None draws nothing."""
     count = max(len(categories), 1)
