@@ -160,46 +160,40 @@ DURATION_BUCKETS = (
 )
 
 
-def analytics_sessions(
-    *,
-    user,
-    start: date,
-    end: date,
-    agent_type: str | None = None,
-    simulation: bool | None = None,
-    customer_id: str | None = None,
-) -> QuerySet[VoiceSession]:
+@dataclass(frozen=True)
+class AnalyticsFilters:
+    """Which sessions a question is about: created in [start, end] (UTC days, both counted), and optionally more."""
+
+    start: date
+    end: date
+    agent_type: str | None = None
+    simulation: bool | None = None
+    customer_id: str | None = None
+
+
+def analytics_sessions(*, user, filters: AnalyticsFilters) -> QuerySet[VoiceSession]:
     """The sessions a question is about: those ``user`` may see, created in the period (UTC), filtered."""
     sessions = (
         sessions_visible_to(user)
         .select_related(None)
-        .filter(created_at__gte=_midnight(start), created_at__lt=_midnight(end + timedelta(days=1)))
+        .filter(created_at__gte=_midnight(filters.start), created_at__lt=_midnight(filters.end + timedelta(days=1)))
     )
-    if agent_type:
-        sessions = sessions.filter(agent_type=agent_type)
-    if simulation is not None:
-        sessions = sessions.filter(simulation=simulation)
-    if customer_id:
-        sessions = sessions.filter(customer_id=customer_id)
+    if filters.agent_type:
+        sessions = sessions.filter(agent_type=filters.agent_type)
+    if filters.simulation is not None:
+        sessions = sessions.filter(simulation=filters.simulation)
+    if filters.customer_id:
+        sessions = sessions.filter(customer_id=filters.customer_id)
     return sessions.order_by()
 
 
-def sessions_analytics(
-    *,
-    user,
-    start: date,
-    end: date,
-    agent_type: str | None = None,
-    simulation: bool | None = None,
-    customer_id: str | None = None,
-) -> Analytics:
+def sessions_analytics(*, user, filters: AnalyticsFilters) -> Analytics:
     """The period's figures for ``user`` (staff: everyone's sessions; others: their own)."""
-    sessions = analytics_sessions(
-        user=user, start=start, end=end, agent_type=agent_type, simulation=simulation, customer_id=customer_id
-    )
+    sessions = analytics_sessions(user=user, filters=filters)
+    start, end = filters.start, filters.end
     totals = PeriodTally()
     days = {start + timedelta(days=n): DayTally(date=start + timedelta(days=n)) for n in range((end - start).days + 1)}
-    agents = {kind: AgentTally(agent_type=kind) for kind in AgentType.values if agent_type in (None, "", kind)}
+    agents = {kind: AgentTally(agent_type=kind) for kind in AgentType.values if filters.agent_type in (None, "", kind)}
     for day, kind, counts in _tallies_by_day_and_agent(sessions):
         totals.add(counts)
         days[day].add(counts)

@@ -222,13 +222,13 @@ def analytics_page(request: HttpRequest) -> HttpResponse:
         "errors": {},
     }
     if query.is_valid():
-        filters = query.validated_data
-        analytics = sessions_analytics(user=request.user, **filters)
-        histogram = duration_histogram(analytics_sessions(user=request.user, **filters))
+        filters = query.validated_data["filters"]
+        analytics = sessions_analytics(user=request.user, filters=filters)
+        histogram = duration_histogram(analytics_sessions(user=request.user, filters=filters))
         context.update(
             analytics=analytics,
             charts=analytics_charts(analytics, histogram),
-            values={**request.GET.dict(), "from": filters["start"].isoformat(), "to": filters["end"].isoformat()},
+            values={**request.GET.dict(), "from": filters.start.isoformat(), "to": filters.end.isoformat()},
         )
     else:
         context["errors"] = {name: " ".join(messages) for name, messages in query.errors.items()}

@@ -9,7 +9,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from sessions.analytics import DEFAULT_PERIOD_DAYS, PeriodError, analytics_period
+from sessions.analytics import DEFAULT_PERIOD_DAYS, AnalyticsFilters, PeriodError, analytics_period
 from sessions.models import AgentType, Direction, EndReason, SessionEvent, VoiceSession
 from sessions.validators import (
     CONVERSATION_ID,
@@ -227,7 +227,7 @@ class AnalyticsQueryInput(serializers.Serializer):
             start, end = analytics_period(start=attrs.pop("from", None), end=attrs.pop("to", None), today=self.today())
         except PeriodError as exc:
             raise serializers.ValidationError({exc.parameter: exc.message}) from None
-        return {**attrs, "start": start, "end": end}
+        return {"filters": AnalyticsFilters(start=start, end=end, **attrs)}
 
     def today(self) -> date:
         return timezone.now().astimezone(UTC).date()

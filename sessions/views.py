@@ -149,4 +149,5 @@ class AnalyticsApi(APIView):
     def get(self, request: Request) -> Response:
         query = AnalyticsQueryInput(data=request.query_params)
         query.is_valid(raise_exception=True)
-        return Response(AnalyticsOutput(sessions_analytics(user=request.user, **query.validated_data)).data)
+        analytics = sessions_analytics(user=request.user, filters=query.validated_data["filters"])
+        return Response(AnalyticsOutput(analytics).data)
