@@ -184,17 +184,17 @@ def child_pids(pid: int) -> list[int]:
     return found
 
 
-def uvicorn_pid(base_url: str) -> int:
-    """The uvicorn process (a child of this one, as devtools.servers starts it) that listens on ``base_url``'s port."""
+def server_pid(base_url: str) -> int:
+    """The server's supervisor (granian, a child of this one as devtools.servers starts it) on ``base_url``'s port."""
     port = str(urlsplit(base_url).port)
     for pid in child_pids(os.getpid()):
         try:
             argv = (Path(f"/proc/{pid}/cmdline").read_bytes()).split(b"\0")
         except OSError:
             continue
-        if b"uvicorn" in argv and port.encode() in argv:
+        if b"granian" in argv and port.encode() in argv:
             return pid
-    raise RuntimeError(f"no uvicorn child of this process listens on port {port}")
+    raise RuntimeError(f"no server child of this process listens on port {port}")
 
 
 def cpu_seconds(pids: Iterable[int]) -> float:

@@ -47,7 +47,7 @@ import requests
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.common import MAKE_TOKEN, child_pids, cpu_seconds, manage, percentile, print_table, server_env, uvicorn_pid
+from bench.common import MAKE_TOKEN, child_pids, cpu_seconds, manage, percentile, print_table, server_env, server_pid
 from devtools.servers import asgi_server
 
 NAME = "simulator_load"
@@ -283,7 +283,7 @@ def simulate_voice_load(
 
     The server must be a uvicorn process this one started (devtools.servers.asgi_server): its workers' CPU time is read.
     """
-    server = uvicorn_pid(base_url)
+    server = server_pid(base_url)
     server_pids = [server, *child_pids(server)]
     # The probe has a process of its own: the conversations' client would otherwise hold its GIL and slow its timings.
     context = multiprocessing.get_context("spawn")

@@ -40,7 +40,7 @@ from typing import Any
 import requests
 
 from bench.common import MAKE_TOKEN, POSTGRES_URL, REPO_ROOT, manage, on_fresh_postgres, print_table, server_env
-from devtools.servers import free_port
+from devtools.servers import free_port, make_serve_server
 
 NAME = "vs_reference"
 DESCRIPTION = "create/get/end beside a FastAPI + SQLAlchemy reference, wrk, 2 workers each, SQLite and PostgreSQL"
@@ -68,21 +68,8 @@ WRK = shutil.which("wrk")  # Debian's wrk: apt-get install wrk
 
 @contextlib.contextmanager
 def start_voiceagent(env: dict[str, str], output: Path) -> Iterator[str]:
-    """voiceagent as `make serve` runs it: collectstatic, migrate, then its serving command; yields the base URL.
-
-    The one place that knows how production serves voiceagent: when `make serve` changes, change this.
-    """
-    try:
-        manage(env, "collectstatic", "--noinput", "-v", "0")
-    except RuntimeError as exc:
-        # `make serve` would stop here. The three endpoints serve no static file, so their figures still stand.
-        warn_once("collectstatic", f"collectstatic failed, so `make serve` would not start; measuring anyway:\n{exc}")
-    manage(env, "migrate", "--noinput")
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "uvicorn", "voiceagent.asgi:application", "--workers", str(WORKERS)]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    with serve(command, env={**env, "PUBLIC_BASE_URL": base_url}, cwd=REPO_ROOT, port=port, output=output):
+    """voiceagent exactly as `make serve` serves it (scripts/serve.sh, 2 workers); yields the base URL."""
+    with make_serve_server(env=env, workers=WORKERS) as base_url:
         yield base_url
 
 

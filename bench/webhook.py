@@ -29,7 +29,7 @@ from typing import Any
 
 import requests
 
-from bench.common import LoadResult, child_pids, manage, print_table, run_load, server_env, uvicorn_pid
+from bench.common import LoadResult, child_pids, manage, print_table, run_load, server_env, server_pid
 from devtools.servers import asgi_server
 from elevenlabs.webhooks import SIGNATURE_HEADER, sign
 
@@ -239,16 +239,13 @@ def _status(pid: int) -> dict[str, int]:
 def worker_pid(base_url: str) -> tuple[int, str]:
     """The pid of the process that serves ``base_url`` and how it was found.
 
-    uvicorn with ``--workers 1`` serves in its own process; with a supervisor there
-    would be one child, the worker.
+    granian's supervisor starts its workers as child processes; with ``--workers 1`` there is one.
     """
-    pid = uvicorn_pid(base_url)
+    pid = server_pid(base_url)
     workers = child_pids(pid)
     if len(workers) == 1:
-        return workers[0], "the uvicorn process's only child"
-    if not workers:
-        return pid, "the uvicorn process itself (no child processes)"
-    raise RuntimeError(f"uvicorn {pid} has {len(workers)} children; expected one worker")
+        return workers[0], "the granian supervisor's only child"
+    raise RuntimeError(f"granian {pid} has {len(workers)} children; expected one worker")
 
 
 def reset_peak(pid: int) -> bool:

@@ -1,8 +1,9 @@
 """A real, production-style server process: what the tests and the benchmarks run against.
 
-:func:`asgi_server` runs ``uvicorn voiceagent.asgi:application`` with several worker
-processes on a free loopback port and yields its base URL; :func:`make_serve_server`
-runs what `make serve` runs (scripts/serve.sh). Both stop the server on the way out.
+:func:`make_serve_server` runs what `make serve` runs (scripts/serve.sh: collectstatic, migrate,
+granian); :func:`asgi_server` runs the same script's server alone (``--no-setup``), for a database
+and static files already prepared. Both listen on a free loopback port, yield the base URL, and
+stop the server on the way out: tests and benchmarks meet the production server, never another one.
 tests/server.py points them at the pytest-django test database; the benchmarks
 (bench/) at a database of their own.
 """
@@ -10,6 +11,8 @@ tests/server.py points them at the pytest-django test database; the benchmarks
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,48 +34,35 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def asgi_server(
-    *,
-    env: Mapping[str, str],
-    workers: int = 2,
-    startup_timeout: float = 60.0,
-    log_level: str = "warning",
-) -> Iterator[str]:
-    """Run uvicorn with ``workers`` processes and environment ``env``; yield ``http://127.0.0.1:<port>``.
+def asgi_server(*, env: Mapping[str, str], workers: int = 2, startup_timeout: float = 60.0) -> Iterator[str]:
+    """The production server (scripts/serve.sh --no-setup) with ``workers`` processes and environment ``env``.
 
-    Unless ``env`` names one, the server's PUBLIC_BASE_URL is its own address, as an operator would set it.
+    Yields ``http://127.0.0.1:<port>``. Unless ``env`` names one, the server's PUBLIC_BASE_URL is its own
+    address, as an operator would set it.
     """
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "voiceagent.asgi:application",
-        "--workers",
-        str(workers),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        log_level,
-        "--no-access-log",
-    ]
-    with _running(command, env=env, port=port, startup_timeout=startup_timeout) as base_url:
+    with _serve_script(["--no-setup"], env=env, workers=workers, startup_timeout=startup_timeout) as base_url:
         yield base_url
 
 
 @contextlib.contextmanager
 def make_serve_server(*, env: Mapping[str, str], workers: int = 2, startup_timeout: float = 180.0) -> Iterator[str]:
-    """What `make serve` runs (scripts/serve.sh: collectstatic, migrate, uvicorn); yield its base URL.
+    """What `make serve` runs (scripts/serve.sh: collectstatic, migrate, granian); yield its base URL.
 
     Unless ``env`` names one, the server's PUBLIC_BASE_URL is its own address, as an operator would set it.
 
     The wait includes collectstatic, which compresses every file (several seconds, more on a busy machine).
     """
+    with _serve_script([], env=env, workers=workers, startup_timeout=startup_timeout) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def _serve_script(
+    arguments: list[str], *, env: Mapping[str, str], workers: int, startup_timeout: float
+) -> Iterator[str]:
     port = free_port()
     env = {**env, "PY": sys.executable, "PORT": str(port), "WORKERS": str(workers), "HOST": "127.0.0.1"}
-    command = ["bash", str(REPO_ROOT / "scripts" / "serve.sh")]
+    command = ["bash", str(REPO_ROOT / "scripts" / "serve.sh"), *arguments]
     with _running(command, env=env, port=port, startup_timeout=startup_timeout) as base_url:
         yield base_url
 
@@ -83,7 +73,10 @@ def _running(command: list[str], *, env: Mapping[str, str], port: int, startup_t
     env = {"PUBLIC_BASE_URL": base_url, **env}
     # A file rather than a pipe: nobody reads the output while the server runs, and a full pipe would block it.
     with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=dict(env), stdout=output, stderr=subprocess.STDOUT)  # noqa: S603
+        # A process group of its own, so that stopping it reaches every worker (see _stop).
+        process = subprocess.Popen(  # noqa: S603
+            command, cwd=REPO_ROOT, env=dict(env), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             _wait_until_answering(process, base_url, output, startup_timeout)
             yield base_url
@@ -108,14 +101,17 @@ def _wait_until_answering(process: subprocess.Popen, base_url: str, output: IO[b
 
 
 def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()  # uvicorn's supervisor stops its workers on SIGTERM
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
+    if process.poll() is None:
+        process.terminate()  # granian's supervisor stops its workers on SIGTERM
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    # A worker outlives a supervisor that was killed, or that died: left running, it would spin on
+    # its closed pipe for the rest of the session.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _tail(output: IO[bytes], limit: int = 4000) -> str:

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from elevenlabs.serializers import ElevenLabsActionInput, StartSessionInput
 from elevenlabs.start import session_connect, session_start
 from sessions.selectors import session_visible_to
-from sessions.serializers import SessionOutput
+from sessions.serializers import session_output
 from sessions.services.lifecycle import session_end
 from sessions.throttles import throttle_session_create
 
@@ -32,7 +32,7 @@ class StartSessionApi(APIView):
         key = request.headers.get("Idempotency-Key", "").strip()[:128] or None
         started = session_start(user=request.user, idempotency_key=key, **data.validated_data)
         body = {
-            "backend_session": SessionOutput(started.session).data,
+            "backend_session": session_output(started.session),
             "elevenlabs_conversation": started.conversation,
             "agent_type": started.session.agent_type,
         }
@@ -56,7 +56,7 @@ class ElevenLabsActionApi(APIView):
             if "agent_type" in fields and fields["agent_type"] != session.agent_type:
                 raise ValidationError({"agentType": f"The session is a {session.agent_type} session."})
             connected = session_connect(session=session, text_only=fields["text_only"])
-            session, credential = connected.session, connected.credential.as_response()
+            session, credential = connected.session, connected.as_response()
         else:
             throttle_session_create(self, request)
             started = session_start(

@@ -16,8 +16,9 @@ cycle therefore never waits on ElevenLabs much longer than the budget.
 
 Every call writes one log line on logger ``voiceagent.elevenlabs`` with the
 method, the path (never the query string: it is not needed and a signed URL or
-token must never reach a log), attempts, latency and outcome. Response bodies of
-the credential endpoints are never logged.
+token must never reach a log), attempts, latency and outcome, and is counted once in
+``voiceagent_elevenlabs_api_calls_total`` and its latency histogram (elevenlabs/metrics.py).
+Response bodies of the credential endpoints are never logged.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_exponential_jitter
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
+from elevenlabs.metrics import count_api_call
 from elevenlabs.postcall import post_call_problem
 from sessions.validators import CONVERSATION_ID
 from voiceagent.jsonlimits import loads_bounded
@@ -304,7 +306,7 @@ class ElevenLabsClient:
                 error = ElevenLabsError(
                     "ElevenLabs returned a page cursor it had already returned.", code="invalid_response", status=200
                 )
-                self._log_error("GET", "/v1/convai/conversations", error, None)
+                self._record_error("GET", "/v1/convai/conversations", error, None)
                 raise error
             seen.add(cursor)
 
@@ -332,9 +334,9 @@ class ElevenLabsClient:
         except requests.RequestException as exc:
             error = self._transport_error(exc)
             error.attempts = attempts
-            self._log_error("GET", path, error, started)
+            self._record_error("GET", path, error, started)
             raise error from exc
-        self._log_ok("GET", path, response.status_code, attempts, started, f" bytes={written}")
+        self._record_ok("GET", path, response.status_code, attempts, started, f" bytes={written}")
         return written
 
     def outbound_call(
@@ -404,9 +406,9 @@ class ElevenLabsClient:
         if error is not None:
             error.status = response.status_code
             error.attempts = attempts
-            self._log_error(method, path, error, started)
+            self._record_error(method, path, error, started)
             raise error
-        self._log_ok(method, path, response.status_code, attempts, started)
+        self._record_ok(method, path, response.status_code, attempts, started)
         return body
 
     def _send(
@@ -493,7 +495,7 @@ class ElevenLabsClient:
             response = retrying(attempt)
         except ElevenLabsError as error:
             error.attempts = attempts
-            self._log_error(method, path, error, started)
+            self._record_error(method, path, error, started)
             raise
         return response, attempts
 
@@ -576,7 +578,10 @@ class ElevenLabsClient:
         error._surely_unsent = surely_unsent
         return error
 
-    def _log_ok(self, method: str, path: str, status: int, attempts: int, started: float, extra: str = "") -> None:
+    # One log line and one count per call (voiceagent_elevenlabs_api_calls_total), retries included.
+
+    def _record_ok(self, method: str, path: str, status: int, attempts: int, started: float, extra: str = "") -> None:
+        count_api_call(path, str(status), time.monotonic() - started)
         logger.info(
             "elevenlabs %s %s outcome=ok status=%s attempts=%d latency_ms=%d%s",
             method,
@@ -587,7 +592,12 @@ class ElevenLabsClient:
             extra,
         )
 
-    def _log_error(self, method: str, path: str, error: ElevenLabsError, started: float | None) -> None:
+    def _record_error(self, method: str, path: str, error: ElevenLabsError, started: float | None) -> None:
+        """``started`` is None for a verdict on an answer already counted (a repeated page cursor)."""
+        if started is not None:
+            # An HTTP error status, else what went wrong (timeout, connection_error, invalid_response on a 2xx, ...).
+            status = str(error.status) if error.status is not None and error.status >= 300 else error.code
+            count_api_call(path, status, time.monotonic() - started)
         logger.warning(
             "elevenlabs %s %s outcome=error code=%s status=%s attempts=%d latency_ms=%s message=%r",
             method,

@@ -37,6 +37,7 @@ from elevenlabs.postcall import post_call_problem
 from elevenlabs.webhooks import SignedBody
 from sessions.errors import InvalidTransition
 from sessions.models import EventKind, VoiceSession
+from sessions.redaction import redact_conversation
 from sessions.services.lifecycle import (
     session_fail,
     session_record_event,
@@ -311,6 +312,8 @@ def _record(envelope: Envelope, signed: SignedBody) -> WebhookDelivery:
             if session is not None and envelope.event_type == TRANSCRIPTION:
                 # The transcript goes onto the session; the ledger keeps a summary, not a second copy.
                 ledger["payload"] = transcription_summary(envelope.data)
+            elif session is None:
+                ledger["payload"] = _as_kept(envelope)
             try:
                 with transaction.atomic():
                     delivery = WebhookDelivery.objects.create(**ledger, session=session, outcome=outcome)
@@ -340,11 +343,19 @@ def _record(envelope: Envelope, signed: SignedBody) -> WebhookDelivery:
         # Everything above was rolled back; note the attempt so an operator sees it. A retry may still succeed
         # because an ignored row does not count towards "once per conversation".
         failed = WebhookDelivery.objects.create(
-            **{**ledger, "payload": {} if envelope.audio is not None else envelope.data},
+            **{**ledger, "payload": {} if envelope.audio is not None else _as_kept(envelope)},
             outcome=WebhookOutcome.IGNORED,
             error=f"processing failed: {type(exc).__name__}",
         )
         raise DeliveryProcessingFailed(failed) from exc
+
+
+def _as_kept(envelope: Envelope) -> dict[str, Any]:
+    """The event's data as the ledger may keep it: a transcription waiting for its session (or one whose
+    processing failed) is masked like a stored one when TRANSCRIPT_REDACTION is on."""
+    if envelope.event_type == TRANSCRIPTION and settings.TRANSCRIPT_REDACTION:
+        return redact_conversation(envelope.data).conversation
+    return envelope.data
 
 
 def transcription_summary(data: dict[str, Any]) -> dict[str, Any]:

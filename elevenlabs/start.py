@@ -21,7 +21,7 @@ from elevenlabs.credentials import agent_id_for, credential_mint, resolve_connec
 from sessions.errors import InvalidTransition, SessionError
 from sessions.models import ConnectionType, Direction, Status, VoiceSession
 from sessions.platform import session_runs_simulated
-from sessions.serializers import SessionOutput
+from sessions.serializers import session_output
 from sessions.services.lifecycle import (
     session_activate,
     session_create,
@@ -62,7 +62,7 @@ class StartFailed(ApplicationError):
             )
 
     def body(self) -> dict[str, Any]:
-        return {**super().body(), "backend_session": SessionOutput(self.session).data}
+        return {**super().body(), "backend_session": session_output(self.session)}
 
 
 class OutboundUnavailable(SessionError):
@@ -83,6 +83,12 @@ class StartResult:
 class Connected:
     session: VoiceSession
     credential: Credential
+
+    def as_response(self) -> dict[str, Any]:
+        """The ``elevenlabs_conversation`` of the start contract: the credential, and the session's dynamic
+        variables (memory of previous calls among them), which the client holding the credential passes on
+        when it opens the conversation: only it can."""
+        return {**self.credential.as_response(), "dynamic_variables": self.session.dynamic_variables}
 
 
 def session_start(
@@ -140,7 +146,7 @@ def session_start(
         session = session_dial(session=session, agent_id=agent_id)
         return StartResult(session=session, conversation=_conversation_without_credential(session))
     connected = session_connect(session=session, agent_id=agent_id, text_only=text_only)
-    return StartResult(session=connected.session, conversation=connected.credential.as_response())
+    return StartResult(session=connected.session, conversation=connected.as_response())
 
 
 def session_connect(*, session: VoiceSession, agent_id: str | None = None, text_only: bool) -> Connected:

@@ -78,6 +78,7 @@ class VoiceSessionAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "post_call_received_at",
+                    "pruned_at",
                     "call_successful",
                     "summary_title",
                     "transcript_summary",

@@ -56,6 +56,9 @@ class EventKind(models.TextChoices):
     POST_CALL = "post_call", "Post-call data stored"
     POST_CALL_AUDIO = "post_call_audio", "Recording stored"
     CALL_INITIATION_FAILURE = "call_initiation_failure", "Call initiation failure reported"
+    REDACTED = "redacted", "Personal data masked"
+    MEMORY = "memory", "Previous calls remembered"
+    PRUNED = "pruned", "Removed by retention"
     CLIENT_STATUS = "client.status", "Client status"
     CLIENT_MODE = "client.mode", "Client mode"
     CLIENT_MESSAGE = "client.message", "Client message"
@@ -123,12 +126,20 @@ class VoiceSession(models.Model):
     main_language = models.CharField(max_length=35, blank=True)
     post_call_received_at = models.DateTimeField(null=True, blank=True)
     audio = models.FileField(upload_to="call-audio/%Y/%m/", blank=True)
+    pruned_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When retention (manage.py prune_sessions) removed the transcript, analysis and recording; "
+        "the post-call columns stay.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "updated_at"], name="session_status_updated"),
             models.Index(fields=["created_by", "-created_at"], name="session_owner_created"),
+            # Retention (prune_sessions) walks the sessions that ended before a day, oldest first.
+            models.Index(fields=["ended_at"], name="session_ended"),
             # /api/analytics (sessions.analytics) over everyone's sessions: a period of created_at and every
             # column it counts, so both databases answer from the index alone (see bench/analytics.py).
             models.Index(

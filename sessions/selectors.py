@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import django_filters
 from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import Q, QuerySet
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 
-from sessions.models import AgentType, CallOutcome, Status, VoiceSession
+from sessions.models import TERMINAL_STATUSES, AgentType, CallOutcome, SessionEvent, Status, VoiceSession
 from sessions.post_call import MAX_CALL_DURATION_SECS
+from voiceagent.prepared_reads import PreparedRead
 
 # The longest search term the list accepts; longer is a 400, not a slow scan.
 SEARCH_MAX_LENGTH = 200
@@ -22,9 +28,53 @@ def sessions_visible_to(user) -> QuerySet[VoiceSession]:
     return qs.filter(created_by=user)
 
 
-def session_visible_to(user, session_id) -> VoiceSession:
-    """The session, if ``user`` may see it; someone else's answers 404, like one that does not exist."""
-    return get_object_or_404(sessions_visible_to(user), pk=session_id)
+def session_visible_to(user, session_id, *, with_timeline: bool = False) -> VoiceSession:
+    """The session, if ``user`` may see it; someone else's answers 404, like one that does not exist.
+
+    It carries its owner's name (``created_by_username``) and, ``with_timeline``, its timeline
+    (``timeline_events``). Every call of the session API starts here, so the reads are prepared
+    once per process (voiceagent.prepared_reads): through the ORM they cost 1 ms of a 2.2 ms GET.
+    """
+    try:
+        session_key = VoiceSession._meta.pk.get_db_prep_value(session_id, connection)
+    except ValidationError:
+        raise Http404("No such session.") from None
+    if user.is_staff:
+        found = _session_by_id([session_key])
+    else:
+        found = _owned_session_by_id([session_key, user.pk])
+    if not found:
+        raise Http404("No such session.")
+    session = found[0]
+    if with_timeline:
+        session.timeline_events = _timeline_of([session_key])
+    return session
+
+
+# The statements are made of the models' own table and column names (quoted); values go as parameters.
+def _session_sql(quote, *, owner_only: bool) -> str:
+    sessions, users = VoiceSession._meta, get_user_model()._meta
+    columns = ", ".join(f"s.{quote(field.column)}" for field in sessions.concrete_fields)
+    owner = quote(sessions.get_field("created_by").column)
+    username = f"u.{quote(users.get_field('username').column)}"
+    joined = (
+        f"{quote(sessions.db_table)} s LEFT JOIN {quote(users.db_table)} u ON u.{quote(users.pk.column)} = s.{owner}"
+    )
+    sql = f"SELECT {columns}, {username} FROM {joined} WHERE s.{quote(sessions.pk.column)} = %s"  # noqa: S608
+    return f"{sql} AND s.{owner} = %s" if owner_only else sql
+
+
+def _timeline_sql(quote) -> str:
+    events = SessionEvent._meta
+    columns = ", ".join(quote(field.column) for field in events.concrete_fields)
+    order = ", ".join(quote(events.get_field(name).column) for name in events.ordering)
+    session = quote(events.get_field("session").column)
+    return f"SELECT {columns} FROM {quote(events.db_table)} WHERE {session} = %s ORDER BY {order}"  # noqa: S608
+
+
+_session_by_id = PreparedRead(VoiceSession, partial(_session_sql, owner_only=False), extra=["created_by_username"])
+_owned_session_by_id = PreparedRead(VoiceSession, partial(_session_sql, owner_only=True), extra=["created_by_username"])
+_timeline_of = PreparedRead(SessionEvent, _timeline_sql)
 
 
 class SecondsFilter(django_filters.Filter):
@@ -113,3 +163,14 @@ def sessions_possibly_stale(*, cutoff):
     return VoiceSession.objects.filter(
         Q(status=Status.CONNECTING, updated_at__lt=cutoff) | Q(status=Status.ACTIVE, started_at__lt=cutoff)
     ).order_by("created_at")
+
+
+def sessions_to_prune(*, ended_before, audio_only: bool):
+    """Sessions that ended before ``ended_before`` and still hold what retention removes, oldest end first:
+    a recording, or (unless ``audio_only``) payloads not pruned yet."""
+    holding = ~Q(audio="") if audio_only else Q(pruned_at__isnull=True) | ~Q(audio="")
+    return (
+        VoiceSession.objects.filter(status__in=TERMINAL_STATUSES, ended_at__lt=ended_before)
+        .filter(holding)
+        .order_by("ended_at", "pk")
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date
+from functools import cached_property
 
 from django.urls import reverse
 from django.utils import timezone
@@ -91,7 +92,7 @@ class SessionEventOutput(serializers.ModelSerializer):
 
 class SessionOutput(serializers.ModelSerializer):
     session_id = serializers.UUIDField(source="id")
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.SerializerMethodField()
     audio_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -129,6 +130,13 @@ class SessionOutput(serializers.ModelSerializer):
             "transcript_summary",
         ]
 
+    @extend_schema_field(serializers.CharField(allow_null=True, help_text="Username of who created the session."))
+    def get_created_by(self, session: VoiceSession) -> str | None:
+        # sessions.selectors.session_visible_to reads the name with the row; elsewhere the relation holds it.
+        if "created_by_username" in session.__dict__:
+            return session.created_by_username
+        return session.created_by.username if session.created_by_id else None
+
     @extend_schema_field(
         serializers.CharField(
             allow_null=True,
@@ -142,7 +150,7 @@ class SessionOutput(serializers.ModelSerializer):
 
 
 class SessionDetailOutput(SessionOutput):
-    timeline = SessionEventOutput(source="events", many=True)
+    timeline = serializers.SerializerMethodField()
     has_audio = serializers.SerializerMethodField()
 
     class Meta(SessionOutput.Meta):
@@ -158,6 +166,41 @@ class SessionDetailOutput(SessionOutput):
 
     def get_has_audio(self, session: VoiceSession) -> bool:
         return bool(session.audio)
+
+    @extend_schema_field(SessionEventOutput(many=True))
+    def get_timeline(self, session: VoiceSession) -> list[dict]:
+        # Read with the session by sessions.selectors.session_visible_to; any other session asks its relation.
+        events = session.__dict__.get("timeline_events")
+        return self._events(session.events.all() if events is None else events)
+
+    @cached_property
+    def _events(self):
+        return SessionEventOutput(many=True).to_representation
+
+
+class _BuiltOnce:
+    """A read-only serializer's output with its fields built once per process, not once per call.
+
+    DRF builds a ModelSerializer's fields anew for every instance it serializes: a third of the CPU
+    of ``GET /voice/sessions/{id}`` (issue 10). Representing only reads the instance and the fields,
+    so one serializer serves every thread. Its class stays what the schema and the list view use.
+    """
+
+    def __init__(self, serializer_class: type[serializers.Serializer]) -> None:
+        self._serializer_class = serializer_class
+
+    @cached_property
+    def _represent(self):
+        serializer = self._serializer_class()
+        serializer.fields  # noqa: B018 - build them here, once, not in two threads' first calls
+        return serializer.to_representation
+
+    def __call__(self, session: VoiceSession) -> dict:
+        return self._represent(session)
+
+
+session_output = _BuiltOnce(SessionOutput)
+session_detail_output = _BuiltOnce(SessionDetailOutput)
 
 
 CLIENT_EVENT_TYPES = ["connected", "status", "mode", "disconnect", "error", "message"]

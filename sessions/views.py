@@ -25,6 +25,8 @@ from sessions.serializers import (
     SessionEndInput,
     SessionEventInput,
     SessionOutput,
+    session_detail_output,
+    session_output,
 )
 from sessions.services.client_events import session_client_event
 from sessions.services.lifecycle import session_create, session_end
@@ -50,14 +52,14 @@ class SessionListCreateApi(generics.ListAPIView):
         data = SessionCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         session = session_create(user=request.user, **data.validated_data)
-        return Response(SessionOutput(session).data, status=status.HTTP_201_CREATED)
+        return Response(session_output(session), status=status.HTTP_201_CREATED)
 
 
 class SessionDetailApi(APIView):
     @extend_schema(responses=SessionDetailOutput)
     def get(self, request: Request, session_id) -> Response:
-        session = session_visible_to(request.user, session_id)
-        return Response(SessionDetailOutput(session).data)
+        session = session_visible_to(request.user, session_id, with_timeline=True)
+        return Response(session_detail_output(session))
 
 
 class SessionEndApi(APIView):
@@ -67,7 +69,7 @@ class SessionEndApi(APIView):
         data = SessionEndInput(data=request.data)
         data.is_valid(raise_exception=True)
         session = session_end(session=session, reason=data.validated_data["reason"])
-        return Response(SessionOutput(session).data)
+        return Response(session_output(session))
 
     @extend_schema(request=SessionEndInput, responses=SessionOutput)
     def post(self, request: Request, session_id) -> Response:
@@ -85,7 +87,7 @@ class SessionEventsApi(APIView):
         fields = dict(data.validated_data)
         event_type = fields.pop("type")
         session = session_client_event(session=session, event_type=event_type, data=fields)
-        return Response(SessionOutput(session).data)
+        return Response(session_output(session))
 
 
 class ErrorsAsJson(BaseContentNegotiation):

@@ -13,6 +13,7 @@ Import the fixture into the test module::
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -52,3 +53,19 @@ def live_asgi_server(django_db_setup) -> Iterator[str]:
     """Base URL of uvicorn with two workers serving the test database (see the module docstring)."""
     with asgi_server(env=env_for_test_database(), workers=2) as base_url:
         yield base_url
+
+
+def wait_for_post_call(session_id, *, timeout: float = 20.0):
+    """The session once the server has stored its post-call data (or as it is after ``timeout`` seconds).
+
+    A conversation's end reaches the session a moment after the socket closes: the simulated agent
+    stores it and posts its webhook to the server, which applies it.
+    """
+    from sessions.models import VoiceSession
+
+    deadline = time.monotonic() + timeout
+    session = VoiceSession.objects.get(pk=session_id)
+    while time.monotonic() < deadline and session.post_call_received_at is None:
+        time.sleep(0.1)
+        session.refresh_from_db()
+    return session

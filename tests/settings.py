@@ -34,7 +34,3 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not :memory:, so that a server process started by a test sees the same data.
     _test_db = os.path.join(tempfile.gettempdir(), f"voiceagent-test-{os.getpid()}.sqlite3")
     DATABASES["default"]["TEST"] = {"NAME": _test_db}
-
-# Tests start threads and event loops of their own that end without handing their connection back,
-# which would drain the production pool (10 per process) within a few tests. Plain connections here.
-DATABASES["default"].get("OPTIONS", {}).pop("pool", None)

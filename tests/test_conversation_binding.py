@@ -21,7 +21,7 @@ from sessions.models import EventKind, Status, VoiceSession
 from sessions.selectors import sessions_missing_post_call
 from sessions.services import lifecycle
 from tests.elevenlabs_fakes import add_signed_url, add_token, conversation
-from tests.server import live_asgi_server  # noqa: F401
+from tests.server import live_asgi_server, wait_for_post_call  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -267,11 +267,7 @@ def test_an_api_client_talking_to_the_simulator_gets_its_transcript_without_clie
         assert [reply["type"] for reply in replies] == ["user_transcript", "agent_response"]
         socket.close(code=1000, reason="done")
 
-    deadline = time.monotonic() + 20
-    session = VoiceSession.objects.get(pk=session_id)
-    while time.monotonic() < deadline and session.post_call_received_at is None:
-        time.sleep(0.1)
-        session.refresh_from_db()
+    session = wait_for_post_call(session_id)
     assert session.status == Status.ENDED
     assert session.conversation_id == conversation_id
     assert [item["message"] for item in session.transcript][1] == "Where is my order?"

@@ -152,6 +152,15 @@ def deliver(settings, body: bytes, *, secret: str | None = None, client: Client 
     )
 
 
+METRICS_TOKEN = "metrics-token-for-error-shapes-0123"
+
+
+def scrape(world: World, authorization: str | None, method: str = "get"):
+    world.settings.METRICS_TOKEN = METRICS_TOKEN
+    headers = {} if authorization is None else {"HTTP_AUTHORIZATION": authorization}
+    return getattr(Client(), method)("/metrics", **headers)
+
+
 @pytest.fixture
 def world(alice_api, bob_api, staff_api, upstream, settings, monkeypatch, fresh_throttles):
     return World(alice_api, bob_api, staff_api, APIClient(), upstream, settings, monkeypatch)
@@ -322,6 +331,12 @@ CASES = [
     Case("healthz", "put", 405, "method_not_allowed", lambda w: Client().put("/healthz"), has_header("Allow")),
     Case("healthz", "post without csrf", 403, "csrf_failed", lambda w: csrf_enforcing_client().post("/healthz")),
     Case("api/healthz", "delete", 405, "method_not_allowed", lambda w: Client().delete("/api/healthz")),
+    Case("metrics", "no token configured", 404, "not_found", lambda w: Client().get("/metrics")),
+    Case(
+        "metrics", "missing token", 401, "not_authenticated", lambda w: scrape(w, None), has_header("WWW-Authenticate")
+    ),
+    Case("metrics", "wrong token", 401, "not_authenticated", lambda w: scrape(w, "Bearer not-the-token-0123456789")),
+    Case("metrics", "post", 405, "method_not_allowed", lambda w: scrape(w, f"Bearer {METRICS_TOKEN}", "post")),
     Case(
         "api/healthz", "post without csrf", 403, "csrf_failed", lambda w: csrf_enforcing_client().post("/api/healthz")
     ),

@@ -160,11 +160,11 @@ def test_a_malformed_format_string_is_still_written_and_redacted(marker):
     assert_clean(line, settings.ELEVENLABS_API_KEY)
 
 
-def test_uvicorn_access_lines_pass_the_redaction_filter():
-    """uvicorn logs the simulator's signed URL on every WebSocket handshake."""
+def test_server_access_lines_pass_the_redaction_filter():
+    """granian's access log (ACCESS_LOG=true) names the simulator's signed URL on every WebSocket handshake."""
     import io
 
-    access = logging.getLogger("uvicorn.access")
+    access = logging.getLogger("granian.access")
     ours = [h for h in access.handlers if any(isinstance(f, RedactSecretsFilter) for f in h.filters)]
     assert ours and not access.propagate
     out = io.StringIO()

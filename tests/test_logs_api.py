@@ -267,7 +267,7 @@ def test_a_missing_file_has_no_lines(staff_api, log_file):
     response = staff_api.get(URL)
 
     assert response.status_code == 200
-    assert response.json() == {"lines": [], "file": "elevenlabs.log"}
+    assert response.json() == {"lines": [], "file": "elevenlabs.log", "format": "text"}
 
 
 @pytest.mark.django_db

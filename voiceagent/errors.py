@@ -16,7 +16,7 @@ from django.http import JsonResponse
 # Paths whose errors are JSON whatever went wrong (unknown URL, CSRF failure, crash); the rest of
 # the site (admin, playground, login pages) answers with HTML pages.
 API_PATH_PREFIXES = ("/api/", "/voice/", "/elevenlabs/")
-API_PATHS = frozenset({"/healthz"})
+API_PATHS = frozenset({"/healthz", "/metrics"})
 
 
 class ApplicationError(Exception):
@@ -45,9 +45,9 @@ class ApplicationError(Exception):
     def headers(self) -> dict[str, str]:
         return {}
 
-    def as_response(self) -> JsonResponse:
-        """The answer of a plain Django view or a middleware."""
-        return JsonResponse(self.body(), status=self.status, headers=self.headers())
+    def as_response(self, *, headers: dict[str, str] | None = None) -> JsonResponse:
+        """The answer of a plain Django view or a middleware (``headers`` added to the error's own)."""
+        return JsonResponse(self.body(), status=self.status, headers={**self.headers(), **(headers or {})})
 
 
 class MethodNotAllowed(ApplicationError):
@@ -76,5 +76,5 @@ def error_response(
 
 
 def is_api_path(path: str) -> bool:
-    """True where errors are answered as JSON: the API, the session API, the webhook and health."""
+    """True where errors are answered as JSON: the API, the session API, the webhook, health and metrics."""
     return path.startswith(API_PATH_PREFIXES) or path in API_PATHS

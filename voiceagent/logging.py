@@ -9,6 +9,10 @@
   django.request) propagate to the root handlers without passing our loggers.
 - :class:`OneLineFormatter` keeps one event per line: newlines and other
   control characters are escaped, so client text cannot forge log lines.
+- :class:`JsonLineFormatter` (``LOG_FORMAT=json``) writes each event as one JSON object per
+  line: time, level, logger, session_id, message, the record's extra fields, and the
+  exception or stack when there is one. :func:`readable_log_line` turns such a line back into
+  the text form for people (the playground's log panel).
 - :func:`configure` (settings.LOGGING_CONFIG) makes LOG_DIR when logging is set
   up, so importing the settings has no side effect.
 """
@@ -17,11 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import logging
 import logging.config
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 from django.conf import settings
@@ -76,8 +83,12 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
+# The name of an extra field (or of a key inside one) whose whole value is a credential:
+# "token", "api_key", "xi-api-key", or one ending like them ("conversation_token", "webhook_secret").
+_SECRET_KEY = re.compile(rf"(?:.*[-_])?(?:{_FIELD_NAMES}|{_HEADER_NAMES})", re.I)
+
 # Settings whose values are secrets; they are replaced literally wherever they appear.
-SECRET_SETTINGS = ("ELEVENLABS_API_KEY", "ELEVENLABS_WEBHOOK_SECRET", "SECRET_KEY")
+SECRET_SETTINGS = ("ELEVENLABS_API_KEY", "ELEVENLABS_WEBHOOK_SECRET", "SECRET_KEY", "METRICS_TOKEN")
 # A very short "secret" would redact ordinary words; real ones are far longer.
 _MIN_SECRET_LENGTH = 6
 
@@ -136,6 +147,37 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_value(value: Any) -> Any:
+    """``value`` (an extra field) with secrets removed: strings redacted, containers copied with
+    their strings redacted and the values of secret-named keys replaced; other objects as they are
+    (a formatter that writes them redacts their text, see :class:`JsonLineFormatter`)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if isinstance(key, str) and _SECRET_KEY.fullmatch(key) else redact_value(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [redact_value(item) for item in value]
+    return value
+
+
+# What every LogRecord carries; anything else on a record came from ``extra=`` (or a filter).
+_RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+# Extras that repeat the message in another dress: uvicorn's copy with terminal colour codes.
+_NOISE_ATTRIBUTES = frozenset({"color_message"})
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The record's extra fields (``logger.info(..., extra={...})``), our session id left out."""
+    return {
+        name: value
+        for name, value in record.__dict__.items()
+        if name not in _RECORD_ATTRIBUTES and name not in _NOISE_ATTRIBUTES and name != "session_id"
+    }
+
+
 class SessionContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "session_id"):
@@ -171,6 +213,13 @@ class RedactSecretsFilter(logging.Filter):
         session_id = getattr(record, "session_id", None)
         if isinstance(session_id, str):
             record.session_id = redact(session_id)
+        # Extra fields are written by the JSON formatter (and by any handler a deployment adds):
+        # a secret passed as one must not get out that way either.
+        for name, value in extra_fields(record).items():
+            if _SECRET_KEY.fullmatch(name):
+                setattr(record, name, REDACTED)
+            elif isinstance(value, (str, dict, list, tuple)):
+                setattr(record, name, redact_value(value))
         return True
 
 
@@ -189,3 +238,79 @@ class OneLineFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return escape_control(super().format(record))
+
+
+# The keys every JSON line has, in this order; extras follow, and then exception and stack.
+JSON_KEYS = ("time", "level", "logger", "session_id", "message")
+_JSON_TAIL_KEYS = ("exception", "stack")
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per line (``LOG_FORMAT=json``), for log shippers.
+
+    ``{"time", "level", "logger", "session_id", "message", <extra fields>…, "exception"?, "stack"?}``:
+    time in UTC (ISO 8601, milliseconds), session_id null outside a session. An extra field
+    named like one of these keys is written as ``extra_<name>``. Values JSON cannot hold are
+    written as their text, redacted. Non-ASCII text stays readable; the characters that break
+    or reorder a line (:func:`escape_control`'s) are written as ``\\uXXXX`` escapes, so the
+    object stays on its line and stays valid JSON.
+
+    Redaction happens before, in :class:`RedactSecretsFilter` on the handler: the message,
+    traceback, stack and extra fields arrive here already clean.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        session_id = getattr(record, "session_id", "-")
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "session_id": None if session_id in ("-", "", None) else str(session_id),
+            "message": record.getMessage(),
+        }
+        for name, value in extra_fields(record).items():
+            entry[f"extra_{name}" if name in entry or name in _JSON_TAIL_KEYS else name] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        text = json.dumps(entry, ensure_ascii=False, default=_json_text)
+        # json.dumps escapes C0 controls itself; what remains can only sit inside a string.
+        return _CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def _json_text(value: Any) -> str:
+    """The text of a value JSON cannot hold (a request, a path, a date), redacted."""
+    return redact(str(value))
+
+
+def readable_log_line(line: str) -> str:
+    """A log file line as a person reads it: a JSON line in the text form, any other line as it is.
+
+    ``time LEVEL logger session=<id> message key=value…`` and the exception, on one line.
+    """
+    if not line.startswith("{"):
+        return line
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(entry, dict) or not all(key in entry for key in JSON_KEYS):
+        return line
+    parts = [
+        str(entry["time"]),
+        str(entry["level"]),
+        str(entry["logger"]),
+        f"session={entry['session_id'] or '-'}",
+        str(entry["message"]),
+    ]
+    for key, value in entry.items():
+        if key in JSON_KEYS or key in _JSON_TAIL_KEYS:
+            continue
+        parts.append(f"{key}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}")
+    for key in _JSON_TAIL_KEYS:
+        if entry.get(key):
+            parts.append(str(entry[key]))
+    return escape_control(" ".join(parts))

@@ -136,6 +136,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # transactions wait (up to `timeout` seconds) instead of failing at once,
     # and our backend queues each process's writers in Python first.
     DATABASES["default"]["ENGINE"] = "voiceagent.db.sqlite3"
+    # Kept open between requests: one per HTTP thread (HTTP_THREADS) at most. Opening one per request
+    # cost 3 ms of CPU in a 6.4 ms create (the connect, the PRAGMAs, and the WAL checkpoint of the close).
+    DATABASES["default"]["CONN_MAX_AGE"] = None
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "transaction_mode": "IMMEDIATE",
@@ -144,25 +147,28 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    # Under ASGI every request runs in a thread of its own, so persistent connections
-    # (CONN_MAX_AGE > 0) pile up until PostgreSQL refuses more: bench/api.py saw half of
-    # all requests fail that way. Django's psycopg pool bounds them per worker process.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # Kept open between requests, one per thread that uses the database: the HTTP_THREADS of each
+    # worker (voiceagent/asgi.py) and Channels' few database threads, so workers x (HTTP_THREADS + 6)
+    # bounds them. Django's psycopg pool, taken and given back on every request, cost 4.6 ms of CPU per
+    # GET under load against 1.9 ms for kept connections (issue 10). No health check before each
+    # request (a third round trip on a GET): a connection that broke (a PostgreSQL restart) answers
+    # its request 503 (voiceagent/faults.py), is closed for the error, and the next request reconnects.
+    DATABASES["default"]["CONN_MAX_AGE"] = None
     _options = DATABASES["default"].setdefault("OPTIONS", {})
-    _options.setdefault(
-        "pool",
-        {
-            "min_size": 1,
-            "max_size": env_int(env, "DATABASE_POOL_SIZE", default=10, minimum=1),
-            "timeout": DATABASE_LOCK_TIMEOUT_SECONDS,
-        },
-    )
     # libpq counts whole seconds and treats anything under 2 as 2.
     _options.setdefault("connect_timeout", max(2, math.ceil(DATABASE_LOCK_TIMEOUT_SECONDS)))
     _lock_timeout = f"-c lock_timeout={int(DATABASE_LOCK_TIMEOUT_SECONDS * 1000)}"
     _options["options"] = f"{_options['options']} {_lock_timeout}" if _options.get("options") else _lock_timeout
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Serving ------------------------------------------------------------------------
+# Threads per worker process that run Django's views for HTTP (voiceagent/asgi.py). Views wait on the
+# database, so a few per core keep it busy; more only queue at SQLite's single writer.
+HTTP_THREADS = env_int(env, "HTTP_THREADS", default=4, minimum=1)
+
+# How long a worker process trusts what it learnt of an API token (voiceagent/authentication.py):
+# a token deleted in the admin stops working everywhere within this many seconds. 0: ask every time.
+TOKEN_CACHE_SECONDS = env_float(env, "TOKEN_CACHE_SECONDS", default=5.0, minimum=0.0)
 
 # --- Cache (throttles) ------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -260,8 +266,9 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int(env, "SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool(env, "SECURE_HSTS_PRELOAD", default=False)
-    # Health checks come from the load balancer over plain HTTP.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/healthz$"]
+    # Health checks come from the load balancer over plain HTTP, and Prometheus scrapes each server
+    # directly inside the network (its bearer token is the metrics' own guard).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/healthz$", r"^metrics$"]
     if BEHIND_TLS_PROXY:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
@@ -295,7 +302,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so an anonymous or bad-token call gets 401 with WWW-Authenticate.
-        "rest_framework.authentication.TokenAuthentication",
+        "voiceagent.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -356,6 +363,15 @@ ELEVENLABS_WEBHOOK_MAX_BYTES = env_int(env, "ELEVENLABS_WEBHOOK_MAX_BYTES", defa
 ELEVENLABS_WEBHOOK_MAX_JSON_ITEMS = env_int(env, "ELEVENLABS_WEBHOOK_MAX_JSON_ITEMS", default=1_000_000, minimum=1000)
 # Sessions stuck in connecting/active longer than this are ended with reason "timeout".
 SESSION_STALE_SECONDS = env_int(env, "SESSION_STALE_SECONDS", default=900, minimum=60)
+# What the record keeps of a call (sessions/redaction.py, sessions/memory.py, manage.py prune_sessions):
+# mask e-mail addresses, phone, card and IBAN numbers in transcripts and summaries before they are stored;
+# give each new session the customer's previous calls as dynamic variables; and the days after a session's
+# end that prune_sessions keeps its transcript and analysis (RETENTION_DAYS) or its recording
+# (AUDIO_RETENTION_DAYS) by default, 0 for as long as the session exists.
+TRANSCRIPT_REDACTION = env_bool(env, "TRANSCRIPT_REDACTION", default=False)
+CONVERSATION_MEMORY = env_bool(env, "CONVERSATION_MEMORY", default=False)
+RETENTION_DAYS = env_int(env, "RETENTION_DAYS", default=0)
+AUDIO_RETENTION_DAYS = env_int(env, "AUDIO_RETENTION_DAYS", default=0)
 # The agent platform the sessions domain asks what it cannot know itself (sessions/platform.py): whether a
 # session is simulated by default (yes without an API key), and which conversations a client may claim.
 VOICE_AGENT_PLATFORM = "elevenlabs.platform.ElevenLabsPlatform"
@@ -379,8 +395,30 @@ LOG_LEVEL = env_choice(
 ).upper()
 LOG_MAX_BYTES = env_int(env, "LOG_MAX_BYTES", default=10 * 1024 * 1024, minimum=1024)
 LOG_BACKUP_COUNT = env_int(env, "LOG_BACKUP_COUNT", default=5, minimum=1)
+# text: one readable line per event; json: one JSON object per line (time, level, logger, session_id,
+# message, extra fields) for log shippers. Both go to the file and stderr, redacted alike.
+LOG_FORMAT = env_choice(env, "LOG_FORMAT", default="text", choices={"text", "json"})
 LOG_FILE = LOG_DIR / "elevenlabs.log"
 CLIENT_LOG_MAX_BYTES = env_int(env, "CLIENT_LOG_MAX_BYTES", default=8 * 1024, minimum=256)
+
+# --- Prometheus metrics ------------------------------------------------------------------
+# GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; with no token the route answers 404
+# as if it did not exist. Several workers share their counts through PROMETHEUS_MULTIPROC_DIR (read by
+# prometheus_client itself from the environment; scripts/serve.sh empties it before granian starts).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="").strip()
+METRICS_TOKEN_MIN_LENGTH = 16
+if METRICS_TOKEN and len(METRICS_TOKEN) < METRICS_TOKEN_MIN_LENGTH:
+    raise ConfigurationError(
+        f"METRICS_TOKEN is shorter than {METRICS_TOKEN_MIN_LENGTH} characters; use a long random value "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+    )
+_multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if _multiproc_dir and not Path(_multiproc_dir).is_dir():
+    # Every counter would fail to open its file in the middle of a request.
+    raise ConfigurationError(
+        f"PROMETHEUS_MULTIPROC_DIR={_multiproc_dir!r} is not a folder; "
+        "make it (empty) with `python -m voiceagent.metrics prepare` before the workers start."
+    )
 
 # --- Request bodies -------------------------------------------------------------------------
 # Caps enforced while a body streams in, before Django spools it (voiceagent/bodylimit.py): past
@@ -391,12 +429,14 @@ API_MAX_BODY_BYTES = env_int(env, "API_MAX_BODY_BYTES", default=1024 * 1024, min
 REQUEST_BODY_LIMITS = {
     "/healthz": 0,
     "/api/healthz": 0,
+    "/metrics": 0,
     "/api/logs": CLIENT_LOG_MAX_BYTES,
     "/elevenlabs/webhook": ELEVENLABS_WEBHOOK_MAX_BYTES,
 }
 
 # voiceagent.logging.configure makes LOG_DIR as logging is set up (not while these settings are read).
 LOGGING_CONFIG = "voiceagent.logging.configure"
+_LOG_FORMATTER = "json" if LOG_FORMAT == "json" else "line"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -409,6 +449,7 @@ LOGGING = {
             "()": "voiceagent.logging.OneLineFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s session=%(session_id)s %(message)s",
         },
+        "json": {"()": "voiceagent.logging.JsonLineFormatter"},
     },
     "handlers": {
         "file": {
@@ -418,20 +459,21 @@ LOGGING = {
             "backupCount": LOG_BACKUP_COUNT,
             "encoding": "utf-8",
             "filters": ["session", "redact"],
-            "formatter": "line",
+            "formatter": _LOG_FORMATTER,
         },
         "console": {
             "class": "logging.StreamHandler",
             "filters": ["session", "redact"],
-            "formatter": "line",
+            "formatter": _LOG_FORMATTER,
         },
     },
     "root": {"handlers": ["file", "console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
-        # uvicorn sets up its own handlers before Django loads; take them over so that its access
-        # log (which carries the simulator's signed URLs) passes the redaction filter too.
-        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "uvicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # granian (scripts/serve.sh) sets up its own handlers before Django loads; take them over so
+        # that its access log (ACCESS_LOG=true; it carries the simulator's signed URLs) and its own
+        # lines pass the redaction filter too.
+        "granian.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "_granian": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }

@@ -41,6 +41,7 @@ urlpatterns = [
     path("favicon.ico", views.favicon, name="favicon"),
     path("healthz", views.healthz, name="healthz"),
     path("api/healthz", views.healthz, name="api-healthz"),
+    path("metrics", views.metrics, name="metrics"),
     path("api/logs", views.ClientLogApi.as_view(), name="client-logs"),
     path("accounts/", include(accounts)),
     path("api/schema/", views.ApiSchemaView.as_view(), name="schema"),

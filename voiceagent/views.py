@@ -1,4 +1,4 @@
-"""Project-level endpoints: health, the client log API, the API docs page, and Django's error views.
+"""Project-level endpoints: health, Prometheus metrics, the client log API, the API docs page, Django's error views.
 
 The error views (handler404/500/400/403 and CSRF_FAILURE_VIEW) answer JSON in the one error
 shape on the API's paths (voiceagent.errors.is_api_path) and Django's HTML pages elsewhere.
@@ -7,6 +7,7 @@ shape on the API's paths (voiceagent.errors.is_api_path) and Django's HTML pages
 from __future__ import annotations
 
 import functools
+import hmac
 import json
 import logging
 import threading
@@ -17,15 +18,18 @@ from urllib.parse import urlsplit, urlunsplit
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.csp import CSP
 from django.views import csrf, defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csp import csp_override
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.exposition import choose_encoder
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
@@ -34,14 +38,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from elevenlabs.checks import configuration_status
+from sessions.metrics import LiveSessionsCollector
 from sessions.models import VoiceSession
 from sessions.selectors import session_visible_to
 from voiceagent.api import INTERNAL_ERROR_MESSAGE, JsonErrors
 from voiceagent.bodylimit import RequestBodyTooLarge
 from voiceagent.db.probe import write_lock_probe
-from voiceagent.errors import MethodNotAllowed, error_response, is_api_path
+from voiceagent.errors import ApplicationError, MethodNotAllowed, error_response, is_api_path
 from voiceagent.logging import escape_control, session_context
 from voiceagent.logtail import tail_lines
+from voiceagent.metrics import exposition_registry
 from voiceagent.throttling import SettingsRateThrottle
 
 logger = logging.getLogger("voiceagent.health")
@@ -153,6 +159,38 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200 if database["ok"] else 503)
 
 
+# --- Prometheus metrics ----------------------------------------------------------------------------
+
+
+@functools.cache
+def metrics_registry() -> CollectorRegistry:
+    """This process's scrape registry: every worker's counters, and the live sessions read at scrape time."""
+    return exposition_registry(LiveSessionsCollector())
+
+
+def _bearer_token(request: HttpRequest) -> str:
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" else ""
+
+
+@csrf_exempt  # changes nothing; without a token a POST must meet the same 404 as a GET
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus' scrape: ``Authorization: Bearer <METRICS_TOKEN>``; with no token configured, no such route."""
+    token = settings.METRICS_TOKEN
+    if not token:
+        raise Http404("Not found.")
+    if request.method not in ("GET", "HEAD"):
+        return MethodNotAllowed(request.method, ["GET", "HEAD"]).as_response()
+    # Compared in constant time, as bytes: the comparison must not tell how much of a guess was right.
+    if not hmac.compare_digest(_bearer_token(request).encode(), token.encode()):
+        return ApplicationError(
+            "Send the metrics token as `Authorization: Bearer <METRICS_TOKEN>`.", code="not_authenticated", status=401
+        ).as_response(headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    encoder, content_type = choose_encoder(request.headers.get("Accept"))
+    return HttpResponse(encoder(metrics_registry()), content_type=content_type)
+
+
 # --- Client logs ---------------------------------------------------------------------------------
 
 CLIENT_LOG_LEVELS = {
@@ -163,6 +201,13 @@ CLIENT_LOG_LEVELS = {
 }
 TAIL_DEFAULT = 200
 TAIL_MAX = 5000
+
+
+CLIENT_LOG_ENTRIES = Counter(
+    "voiceagent_client_log_entries",
+    "Client log entries sent to POST /api/logs: accepted, or refused with the error code (reason).",
+    ["outcome", "reason"],
+)
 
 
 class ClientLogThrottle(SettingsRateThrottle):
@@ -194,8 +239,12 @@ class LogTailInput(serializers.Serializer):
 
 
 class LogTailOutput(serializers.Serializer):
-    lines = serializers.ListField(child=serializers.CharField())
+    lines = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The file's lines as written, oldest first: text lines, or JSON objects with LOG_FORMAT=json.",
+    )
     file = serializers.CharField()
+    format = serializers.ChoiceField(choices=["text", "json"], help_text="How lines are written now (LOG_FORMAT).")
 
 
 def _body_too_large(request: Request) -> int | None:
@@ -225,6 +274,12 @@ class ClientLogApi(APIView):
         if self.request.method == "POST":
             return [ClientLogThrottle()]
         return []
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if self.request.method == "POST":
+            CLIENT_LOG_ENTRIES.labels("refused", response.data["error"]["code"]).inc()
+        return response
 
     @extend_schema(
         request=ClientLogInput,
@@ -266,6 +321,7 @@ class ClientLogApi(APIView):
             text += " context=" + escape_control(json.dumps(context, ensure_ascii=False, default=str))
         with session_context(session_id):
             client_logger.log(level, "client user=%s: %s", escape_control(request.user.get_username()), text)
+        CLIENT_LOG_ENTRIES.labels("accepted", "").inc()
         return Response({"logged": client_logger.isEnabledFor(level)}, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -282,7 +338,7 @@ class ClientLogApi(APIView):
         query = LogTailInput(data=request.query_params)
         query.is_valid(raise_exception=True)
         lines = tail_lines(settings.LOG_FILE, query.validated_data["tail"])
-        return Response({"lines": lines, "file": settings.LOG_FILE.name})
+        return Response({"lines": lines, "file": settings.LOG_FILE.name, "format": settings.LOG_FORMAT})
 
 
 # --- API docs ------------------------------------------------------------------------------------

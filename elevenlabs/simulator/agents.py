@@ -9,11 +9,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sessions.memory import PREVIOUS_CALL_COUNT, PREVIOUS_CALL_SUMMARY
+
 _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][\w]*)\s*\}\}")
 _GOODBYE = re.compile(r"\b(bye|goodbye|good bye|bye bye|that'?s all|hang up|end (the )?call)\b", re.I)
 
 # What the transcript says for a user turn heard only as audio: the simulator recognises no words.
 SPOKEN_MESSAGE_PLACEHOLDER = "(spoken message)"
+# Added to the greeting when the session remembers previous calls (CONVERSATION_MEMORY), as an agent's first
+# message would use the variables in ElevenLabs.
+REMEMBERED_CALLS = " Welcome back! I can see you have called us {{previous_call_count}} time(s) before."
+REMEMBERED_SUMMARY = " Last time: {{previous_call_summary}}"
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,13 @@ class SimulatedAgent:
 
     # (pattern, reply): questions the agent recognises whenever they come, before the scripted turns.
     topics: tuple[tuple[re.Pattern[str], str], ...] = ()
+
+    def greeting(self, variables: dict[str, Any]) -> str:
+        """The first message, as a template: with previous calls remembered, it says so (and what the last was)."""
+        if previous_call_count(variables) < 1:
+            return self.first_message
+        summary = variables.get(PREVIOUS_CALL_SUMMARY)
+        return self.first_message + REMEMBERED_CALLS + (REMEMBERED_SUMMARY if summary else "")
 
     def reply_to(self, text: str, *, turn: int) -> tuple[str, bool]:
         """The reply to the user's ``turn``-th message (0-based) and whether the agent then ends the call."""
@@ -135,3 +148,15 @@ def fill_dynamic_variables(text: str, variables: dict[str, Any]) -> str:
         return str(variables[name]) if name in variables else match.group(0)
 
     return _VARIABLE.sub(value, text)
+
+
+def previous_call_count(variables: dict[str, Any]) -> int:
+    """The ``previous_call_count`` dynamic variable as a number (a client may send it as a string); 0 if unusable."""
+    value = variables.get(PREVIOUS_CALL_COUNT)
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, (int, float)):
+        return max(0, int(value))
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return 0

@@ -45,8 +45,10 @@ from elevenlabs.simulator.conversations import (
     simulator_send_post_call_webhook,
     transcript_item,
 )
+from elevenlabs.simulator.metrics import CONVERSATIONS_ENDED, CONVERSATIONS_STARTED
 from elevenlabs.simulator.signed_urls import SignedUrlRefused, simulator_open_conversation
 from elevenlabs.simulator.voice import SpeechDetector
+from sessions.memory import MEMORY_VARIABLES
 from sessions.validators import MAX_DYNAMIC_VARIABLES
 from voiceagent.jsonlimits import JsonRejected, loads_bounded
 from voiceagent.logging import session_context
@@ -69,6 +71,8 @@ AUDIO_EVENTS_PER_YIELD = 8  # two seconds of audio, then other conversations on 
 MAX_TEXT_CHARS = 4000
 MAX_FIRST_MESSAGE_CHARS = 2000
 MAX_USER_ID_CHARS = 256
+# What a session may hand its client: the caller's variables, and memory's (CONVERSATION_MEMORY).
+MAX_CLIENT_DYNAMIC_VARIABLES = MAX_DYNAMIC_VARIABLES + len(MEMORY_VARIABLES)
 
 # Where each server event keeps its payload: mostly "<type>_event", with ElevenLabs' exceptions.
 EVENT_KEYS = {
@@ -162,8 +166,8 @@ def parse_client_data(message: dict[str, Any]) -> ClientData:
     if user_id is not None and (not isinstance(user_id, str) or len(user_id) > MAX_USER_ID_CHARS):
         raise ClientDataError(f"user_id must be a string of at most {MAX_USER_ID_CHARS} characters")
     variables = _object(message.get("dynamic_variables"), "dynamic_variables")
-    if len(variables) > MAX_DYNAMIC_VARIABLES:
-        raise ClientDataError(f"at most {MAX_DYNAMIC_VARIABLES} dynamic_variables are accepted")
+    if len(variables) > MAX_CLIENT_DYNAMIC_VARIABLES:
+        raise ClientDataError(f"at most {MAX_CLIENT_DYNAMIC_VARIABLES} dynamic_variables are accepted")
     for name, value in variables.items():
         if value is not None and not isinstance(value, (str, int, float, bool)):
             raise ClientDataError(f"dynamic variable {name!r} must be a string, number or boolean")
@@ -262,6 +266,7 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
             end_silence_secs=self.timings.end_of_speech_silence,
         )
         self._log(logging.INFO, "simulated %s agent connected (%s)", conversation.agent_type, self.conversation_id)
+        CONVERSATIONS_STARTED.labels(conversation.agent_type).inc()
         # First, always: the browser client waits for exactly this before anything else counts.
         await self._send_event(
             "conversation_initiation_metadata",
@@ -411,7 +416,7 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
         self.greeted = True
         assert self.agent is not None
         data = self.client_data or ClientData()
-        text = data.first_message if data.first_message is not None else self.agent.first_message
+        text = data.first_message if data.first_message is not None else self.agent.greeting(data.dynamic_variables)
         text = fill_dynamic_variables(text, data.dynamic_variables).strip()
         if text:  # an empty first message means the agent waits for the user, as with ElevenLabs
             await self._say(text)
@@ -577,13 +582,16 @@ class SimulatedAgentConsumer(AsyncWebsocketConsumer):
             termination_reason,
             len(self.transcript),
         )
+        delivered = False
         try:
             # Not thread-sensitive: the POST goes to our own server, whose view must not wait for this thread.
-            await database_sync_to_async(simulator_send_post_call_webhook, thread_sensitive=False)(
+            delivered = await database_sync_to_async(simulator_send_post_call_webhook, thread_sensitive=False)(
                 conversation_id=self.conversation_id
             )
         except Exception:
             self._log(logging.ERROR, "post-call webhook for %s failed", self.conversation_id, exc_info=True)
+        assert self.agent is not None
+        CONVERSATIONS_ENDED.labels(self.agent.agent_type, "delivered" if delivered else "failed").inc()
 
     # --- helpers ------------------------------------------------------------------------------------
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 from sessions.errors import ConversationAlreadyClaimed
 from sessions.models import EndReason, EventKind, Status, VoiceSession
 from sessions.platform import agent_platform
+from sessions.redaction import redact_text
 from sessions.services.lifecycle import (
     session_activate,
     session_end,
@@ -28,6 +31,9 @@ def session_client_event(*, session: VoiceSession, event_type: str, data: dict[s
         platform.conversation_claimed(session=session)
         session.refresh_from_db()
         return session
+    if event_type == "message" and settings.TRANSCRIPT_REDACTION:
+        # What the browser heard is a transcript too: masked like the post-call one before it is stored.
+        data = {**data, "message": redact_text(data["message"])}
     session_record_event(session=session, kind=EventKind(f"client.{event_type}"), payload=data)
     if event_type == "disconnect":
         reason = data.get("reason")

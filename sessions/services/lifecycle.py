@@ -10,16 +10,22 @@ already where the caller wants it. So concurrent "end" calls produce one end.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sessions.errors import ConversationAlreadyClaimed, ConversationMismatch, InvalidTransition
-from sessions.models import EndReason, EventKind, SessionEvent, Status, VoiceSession
+from sessions.memory import PREVIOUS_CALL_COUNT, PREVIOUS_CALL_SUMMARY, memory_variables
+from sessions.metrics import count_transition
+from sessions.models import TERMINAL_STATUSES, EndReason, EventKind, SessionEvent, Status, VoiceSession
 from sessions.platform import session_runs_simulated
 from sessions.post_call import POST_CALL_FACT_FIELDS, post_call_facts
+from sessions.redaction import redact_conversation
 from voiceagent.logging import session_context
 
 logger = logging.getLogger("voiceagent.sessions")
@@ -59,6 +65,7 @@ def _move(
         session=session, kind=kind, from_status=previous, to_status=target, payload=payload or {}
     )
     _log_after_commit(session.pk, "session %s -> %s (%s)", previous, target, kind)
+    transaction.on_commit(partial(count_transition, previous, target, session.agent_type))
     return session
 
 
@@ -97,8 +104,14 @@ def session_create(
     phone_number: str = "",
     idempotency_key: str | None = None,
 ) -> VoiceSession:
-    """A new session; it runs against the simulated agent when asked, or when the platform says so by default."""
+    """A new session; it runs against the simulated agent when asked, or when the platform says so by default.
+
+    With CONVERSATION_MEMORY, its dynamic variables gain the customer's previous calls (sessions.memory;
+    they take the place of variables of the same names the caller sent), noted on the timeline.
+    """
     simulation = session_runs_simulated(simulation)
+    # Read before the transaction, which then holds the write lock only for the inserts.
+    remembered = memory_variables(customer_id=customer_id) if settings.CONVERSATION_MEMORY else None
     with transaction.atomic():
         session = VoiceSession.objects.create(
             customer_id=customer_id,
@@ -107,7 +120,7 @@ def session_create(
             direction=direction,
             locale=locale,
             simulation=simulation,
-            dynamic_variables=dynamic_variables or {},
+            dynamic_variables={**(dynamic_variables or {}), **(remembered or {})},
             phone_number=phone_number,
             idempotency_key=idempotency_key or None,
         )
@@ -117,7 +130,18 @@ def session_create(
             to_status=Status.CREATED,
             payload={"agent_type": agent_type, "direction": direction, "simulation": simulation},
         )
+        if remembered is not None:
+            # How much was remembered, not what: the summary itself is in the session's dynamic variables.
+            session_record_event(
+                session=session,
+                kind=EventKind.MEMORY,
+                payload={
+                    PREVIOUS_CALL_COUNT: remembered[PREVIOUS_CALL_COUNT],
+                    "previous_call_summary_chars": len(remembered[PREVIOUS_CALL_SUMMARY]),
+                },
+            )
         _log_after_commit(session.pk, "session created for customer %s (%s, %s)", customer_id, agent_type, direction)
+        transaction.on_commit(partial(count_transition, "", Status.CREATED, agent_type))
     return session
 
 
@@ -194,6 +218,11 @@ def session_activate(*, session: VoiceSession, conversation_id: str) -> VoiceSes
 
 def session_end(*, session: VoiceSession, reason: str = EndReason.USER, payload: dict | None = None) -> VoiceSession:
     """End the session. Ending a session that has already ended (or failed) returns it unchanged."""
+    if session.is_terminal:
+        # No lock, no write transaction: an ended session never ends again, and most ends are repeats
+        # (a client's retry, a page's unload beside its explicit end). On SQLite every write
+        # transaction queues for the one writer; these no longer do.
+        return session
     with transaction.atomic():
         locked = _lock(session)
         if locked.is_terminal:
@@ -245,17 +274,25 @@ def session_store_post_call(
 
     Fills transcript, analysis and metadata; ends the session if it is still open.
     Storing the same conversation again overwrites the post-call fields with the
-    newer copy and writes no second transition.
+    newer copy and writes no second transition. With TRANSCRIPT_REDACTION, transcript and
+    summaries are masked first (sessions.redaction), and the timeline counts what was masked.
     """
+    redacted = None
+    if settings.TRANSCRIPT_REDACTION:
+        # Before the transaction: masking a long transcript takes a while, and no lock is needed for it.
+        redacted = redact_conversation(conversation)
+        conversation = redacted.conversation
     # Callers check the shape first (elevenlabs.postcall); whatever slips through is dropped, never a crash.
     metadata = conversation.get("metadata") if isinstance(conversation.get("metadata"), dict) else {}
     analysis = conversation.get("analysis") if isinstance(conversation.get("analysis"), dict) else {}
     transcript = conversation.get("transcript") if isinstance(conversation.get("transcript"), list) else []
     with transaction.atomic():
         locked = _lock(session)
-        locked.transcript = transcript
-        locked.analysis = analysis
-        locked.call_metadata = metadata
+        if locked.pruned_at is None:
+            locked.transcript = transcript
+            locked.analysis = analysis
+            locked.call_metadata = metadata
+        # else retention removed this call's payloads already: a late copy brings back only the facts.
         for field, value in post_call_facts(conversation).items():
             setattr(locked, field, value)
         if locked.started_at is None:
@@ -278,8 +315,12 @@ def session_store_post_call(
             session_record_event(
                 session=locked,
                 kind=EventKind.POST_CALL,
-                payload={"source": source, "call_successful": locked.call_successful, "turns": len(locked.transcript)},
+                payload={"source": source, "call_successful": locked.call_successful, "turns": len(transcript)},
             )
+            if redacted is not None:
+                session_record_event(
+                    session=locked, kind=EventKind.REDACTED, payload={"source": source, **redacted.counts}
+                )
         if not locked.is_terminal:
             locked = _end(locked, end_reason, {"source": source})
     return locked
@@ -326,3 +367,62 @@ def session_expire_if_stale(*, session: VoiceSession, cutoff) -> bool:
             return False
         _end(locked, EndReason.TIMEOUT, {"stuck_in": locked.status, "since": since.isoformat()})
     return True
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What retention removed from one session."""
+
+    transcript: bool
+    recording: bool
+
+
+def session_prune(*, session: VoiceSession | str, ended_before: datetime, audio_only: bool = False) -> Pruned | None:
+    """Remove what a call left behind from a session that ended before ``ended_before``; keep the row.
+
+    Goes: the stored transcript, analysis and call metadata, and the messages the browser reported
+    (their timeline rows stay, without the words), and the recording. With ``audio_only``, only the
+    recording. Stays: the session, its timeline, and the post-call columns (outcome, duration, cost,
+    summary...) that filters and analytics read. One short transaction under the row lock, which checks
+    again that the session qualifies (None when it no longer does); the recording's file is deleted
+    once the transaction has committed, so a rollback never leaves a session pointing at a deleted file.
+    """
+    with transaction.atomic():
+        locked = _lock(session)
+        if locked.status not in TERMINAL_STATUSES or locked.ended_at is None or locked.ended_at >= ended_before:
+            return None
+        prune_payloads = not audio_only and locked.pruned_at is None
+        recording = locked.audio.name
+        if not prune_payloads and not recording:
+            return None
+        fields = ["updated_at"]
+        payload: dict[str, Any] = {"ended_before": ended_before.isoformat(), "audio_only": audio_only}
+        if prune_payloads:
+            live_messages = SessionEvent.objects.filter(session=locked, kind=EventKind.CLIENT_MESSAGE)
+            payload.update(
+                transcript_turns=len(locked.transcript),
+                analysis=bool(locked.analysis),
+                call_metadata=bool(locked.call_metadata),
+                live_messages=live_messages.update(payload={"pruned": True}),
+            )
+            locked.transcript, locked.analysis, locked.call_metadata = [], {}, {}
+            locked.pruned_at = timezone.now()
+            fields += ["transcript", "analysis", "call_metadata", "pruned_at"]
+        if recording:
+            storage = locked.audio.storage
+            locked.audio = ""
+            fields.append("audio")
+            transaction.on_commit(lambda: _delete_recording(storage, recording, locked.pk))
+        payload["recording"] = bool(recording)
+        locked.save(update_fields=fields)
+        session_record_event(session=locked, kind=EventKind.PRUNED, payload=payload)
+    return Pruned(transcript=prune_payloads, recording=bool(recording))
+
+
+def _delete_recording(storage, name: str, session_id) -> None:
+    try:
+        storage.delete(name)
+    except OSError as exc:
+        # The session no longer points at it; an operator can remove the file by hand.
+        with session_context(session_id):
+            logger.warning("pruned recording %s could not be deleted: %s", name, exc)

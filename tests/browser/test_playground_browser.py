@@ -13,9 +13,11 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
+from devtools.servers import asgi_server
 from elevenlabs.simulator.models import SimulatedConversation
 from sessions.models import VoiceSession
-from tests.browser.conftest import PASSWORD, RECORD_STATUSES, UPSTREAM_API_KEY, log_in, watch
+from sessions.services import lifecycle
+from tests.browser.conftest import PASSWORD, RECORD_STATUSES, UPSTREAM_API_KEY, log_in, server_env, watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.django_db(transaction=True)]
 
@@ -205,4 +207,40 @@ def test_the_page_fits_a_phone_screen(page: Page, simulated_server, player):
     expect(page.locator("#locale")).to_be_focused()
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
+    assert_clean(seen)
+
+
+@pytest.fixture(scope="module")
+def remembering_server(django_db_setup):
+    """uvicorn in simulation mode with CONVERSATION_MEMORY on."""
+    with asgi_server(env=server_env(ELEVENLABS_API_KEY="", CONVERSATION_MEMORY="true"), workers=1) as base_url:
+        yield base_url
+
+
+def test_the_agent_remembers_the_previous_call_through_the_page(page: Page, remembering_server, player):
+    previous = lifecycle.session_create(customer_id=f"playground-{player.username}", user=player)
+    lifecycle.session_end(session=previous)
+    VoiceSession.objects.filter(pk=previous.pk).update(transcript_summary="The router was reset after the update.")
+    log_in(page, remembering_server, player)
+    seen = watch(page, remembering_server)
+    choose(page, agent="support", mode="text")
+    page.click("#start-button")
+
+    # The page passed the start response's dynamic variables to the SDK, which sent them to the agent.
+    greeting = page.locator("#transcript li[data-role=agent]").first
+    expect(greeting).to_contain_text("Welcome back! I can see you have called us 1 time(s) before.", timeout=20_000)
+    expect(greeting).to_contain_text("Last time: The router was reset after the update.")
+    expect(page.locator("#timeline li[data-kind=memory]")).to_contain_text("previous_call_count: 1")
+    page.click("#end-button")
+    expect(page.locator("#status")).to_have_attribute("data-session-status", "ended", timeout=20_000)
+    # The simulated agent keeps the client's initiation data once the conversation is over.
+    session = latest_session(player)
+    deadline = time.monotonic() + 20
+    while (simulated := SimulatedConversation.objects.get(pk=session.conversation_id)).status != "done":
+        assert time.monotonic() < deadline, "the simulated conversation never finished"
+        time.sleep(0.2)
+    assert simulated.client_data["dynamic_variables"] == {
+        "previous_call_count": 1,
+        "previous_call_summary": "The router was reset after the update.",
+    }
     assert_clean(seen)

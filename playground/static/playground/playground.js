@@ -246,14 +246,18 @@ async function startConversation(body) {
     await failStart(`The ElevenLabs browser client could not be loaded (was npm ci run?): ${error.message}`);
     return;
   }
+  const started = response.data.elevenlabs_conversation || {};
+  // Only the client that opens the conversation can give it its dynamic variables (the memory of the
+  // customer's previous calls among them): the server hands them over beside the credential.
+  const dynamicVariables = started.dynamic_variables || session.dynamic_variables || {};
   try {
     const conversation = await Conversation.startSession({
-      ...credentialOptions(response.data.elevenlabs_conversation || {}),
+      ...credentialOptions(started),
       textOnly: body.textOnly,
       // The customer is the conversation's user in ElevenLabs. The locale is not sent as a language
       // override: overrides must be enabled per agent, or ElevenLabs closes the call (1008).
       userId: session.customer_id,
-      ...(Object.keys(session.dynamic_variables || {}).length ? { dynamicVariables: session.dynamic_variables } : {}),
+      ...(Object.keys(dynamicVariables).length ? { dynamicVariables } : {}),
       // Self-hosted worklets: the default blob: URLs are refused by our CSP.
       workletPaths: config.workletPaths,
       ...callbacks(),

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('voice_sessions', '0004_post_call_facts'),
+        ('voice_sessions', '0005_retention_pruned_at'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
