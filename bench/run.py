@@ -31,6 +31,7 @@ FIGURES = [
     "simulator_load",
     "vs_reference",
     "conversation_init",
+    "analytics",
 ]
 RESULTS_DIR = REPO_ROOT / "bench-results"
 

@@ -58,16 +58,16 @@ class CallbackInline(admin.TabularInline):
 class VoiceSessionAdmin(admin.ModelAdmin):
     list_display = [
         "id",
+        "created_at",
         "customer_id",
         "agent_type",
-        "direction",
         "status",
+        "call_successful",
+        "duration",
+        "cost",
         "simulation",
-        "conversation_id",
-        "created_at",
-        "ended_at",
     ]
-    list_filter = ["status", "agent_type", "direction", "simulation", "created_at"]
+    list_filter = ["status", "call_successful", "agent_type", "direction", "simulation", "created_at"]
     search_fields = ["customer_id", "conversation_id", "call_sid"]
     date_hierarchy = "created_at"
     list_select_related = ["created_by"]
@@ -103,8 +103,11 @@ class VoiceSessionAdmin(admin.ModelAdmin):
                     "post_call_received_at",
                     "pruned_at",
                     "call_successful",
+                    "summary_title",
                     "transcript_summary",
                     "call_duration_secs",
+                    "cost",
+                    "main_language",
                     "termination_reason",
                     "transcript_readable",
                     "analysis_readable",
@@ -131,6 +134,12 @@ class VoiceSessionAdmin(admin.ModelAdmin):
         except ValueError:
             return results, may_have_duplicates
         return results | queryset.filter(pk=session_id), may_have_duplicates
+
+    @admin.display(description="duration", ordering="call_duration_secs")
+    def duration(self, session: VoiceSession) -> str | None:
+        """m:ss, as a call's length is read; None shows the admin's "-"."""
+        secs = session.call_duration_secs
+        return None if secs is None else f"{secs // 60}:{secs % 60:02d}"
 
     @admin.display(description="transcript")
     def transcript_readable(self, session: VoiceSession) -> str:

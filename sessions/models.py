@@ -129,7 +129,7 @@ class VoiceSession(models.Model):
     transcript = models.JSONField(default=list, blank=True)
     analysis = models.JSONField(default=dict, blank=True)
     call_metadata = models.JSONField(default=dict, blank=True)
-    call_successful = models.CharField(max_length=16, choices=CallOutcome.choices, blank=True)
+    call_successful = models.CharField("outcome", max_length=16, choices=CallOutcome.choices, blank=True)
     transcript_summary = models.TextField(blank=True)
     summary_title = models.CharField(max_length=255, blank=True)
     call_duration_secs = models.PositiveIntegerField(null=True, blank=True)
@@ -152,6 +152,18 @@ class VoiceSession(models.Model):
             models.Index(fields=["created_by", "-created_at"], name="session_owner_created"),
             # Retention (prune_sessions) walks the sessions that ended before a day, oldest first.
             models.Index(fields=["ended_at"], name="session_ended"),
+            # /api/analytics (sessions.analytics) over everyone's sessions: a period of created_at and every
+            # column it counts, so both databases answer from the index alone (see bench/analytics.py).
+            models.Index(
+                fields=["created_at", "agent_type", "status", "call_successful", "call_duration_secs", "cost"],
+                name="session_created_facts",
+            ),
+            # Its failures by code: only failed sessions, by period.
+            models.Index(
+                fields=["created_at", "failure_code"],
+                name="session_failed_created",
+                condition=models.Q(status="failed"),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["created_by", "idempotency_key"], name="session_idempotency_key"),

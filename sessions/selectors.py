@@ -5,14 +5,19 @@ from __future__ import annotations
 from functools import partial
 
 import django_filters
+from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from sessions.models import TERMINAL_STATUSES, AgentType, SessionEvent, Status, VoiceSession
+from sessions.models import TERMINAL_STATUSES, AgentType, CallOutcome, SessionEvent, Status, VoiceSession
+from sessions.post_call import MAX_CALL_DURATION_SECS
 from voiceagent.prepared_reads import PreparedRead
+
+# The longest search term the list accepts; longer is a 400, not a slow scan.
+SEARCH_MAX_LENGTH = 200
 
 
 def sessions_visible_to(user) -> QuerySet[VoiceSession]:
@@ -72,6 +77,24 @@ _owned_session_by_id = PreparedRead(VoiceSession, partial(_session_sql, owner_on
 _timeline_of = PreparedRead(SessionEvent, _timeline_sql)
 
 
+class SecondsFilter(django_filters.Filter):
+    """A whole number of seconds within what the column holds: "1.5", "-3" and 2**40 are 400s, not a crash."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, min_value=0, max_value=MAX_CALL_DURATION_SECS, **kwargs)
+
+
+class SessionFilterForm(forms.Form):
+    def clean(self):
+        cleaned = super().clean()
+        low, high = cleaned.get("min_duration"), cleaned.get("max_duration")
+        if low is not None and high is not None and low > high:
+            self.add_error("max_duration", f"Must be at least min_duration ({low}).")
+        return cleaned
+
+
 class SessionFilter(django_filters.FilterSet):
     customer_id = django_filters.CharFilter()
     status = django_filters.ChoiceFilter(choices=Status.choices)
@@ -79,10 +102,47 @@ class SessionFilter(django_filters.FilterSet):
     simulation = django_filters.BooleanFilter()
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    call_successful = django_filters.ChoiceFilter(
+        choices=CallOutcome.choices, help_text="The call's verdict; sessions without post-call data have none."
+    )
+    min_duration = SecondsFilter(
+        field_name="call_duration_secs", lookup_expr="gte", help_text="Calls at least this many seconds long."
+    )
+    max_duration = SecondsFilter(
+        field_name="call_duration_secs", lookup_expr="lte", help_text="Calls at most this many seconds long."
+    )
+    search = django_filters.CharFilter(
+        method="filter_search",
+        max_length=SEARCH_MAX_LENGTH,
+        help_text="Part of the customer id, the conversation id, the summary title or the summary (any case).",
+    )
 
     class Meta:
         model = VoiceSession
-        fields = ["customer_id", "status", "agent_type", "simulation", "created_after", "created_before"]
+        form = SessionFilterForm
+        fields = [
+            "customer_id",
+            "status",
+            "agent_type",
+            "simulation",
+            "created_after",
+            "created_before",
+            "call_successful",
+            "min_duration",
+            "max_duration",
+            "search",
+        ]
+
+    def filter_search(self, queryset: QuerySet[VoiceSession], name: str, value: str) -> QuerySet[VoiceSession]:
+        term = value.strip()
+        if not term:
+            return queryset
+        return queryset.filter(
+            Q(customer_id__icontains=term)
+            | Q(conversation_id__icontains=term)
+            | Q(summary_title__icontains=term)
+            | Q(transcript_summary__icontains=term)
+        )
 
 
 def sessions_missing_post_call(*, ended_before, quiet_before):

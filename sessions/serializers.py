@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date
 from functools import cached_property
 
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from sessions.analytics import DEFAULT_PERIOD_DAYS, AnalyticsFilters, PeriodError, analytics_period
 from sessions.models import AgentType, Direction, EndReason, SessionEvent, VoiceSession
 from sessions.validators import (
     CONVERSATION_ID,
     LocaleField,
+    QueryBooleanField,
     StrictBooleanField,
     choice_field,
     validate_customer_id,
@@ -235,3 +239,94 @@ class SessionEventInput(serializers.Serializer):
         if missing:
             raise serializers.ValidationError({name: f"Required for a {attrs['type']} event." for name in missing})
         return attrs
+
+
+# --- GET /api/analytics ------------------------------------------------------------------------------
+
+
+class AnalyticsQueryInput(serializers.Serializer):
+    """The question: a period of UTC dates (both ends counted) and optional filters; snake_case."""
+
+    agent_type = agent_type_field(name="agent_type", required=False)
+    simulation = QueryBooleanField(required=False, help_text="true: simulated sessions only; false: real ones only.")
+    customer_id = customer_id_field(required=False)
+
+    def get_fields(self):
+        # "from" is a Python keyword: the fields are named here rather than as class attributes.
+        dates = {
+            "from": serializers.DateField(
+                required=False,
+                input_formats=["%Y-%m-%d"],
+                help_text=f"First day (UTC), YYYY-MM-DD; default: {DEFAULT_PERIOD_DAYS - 1} days before `to`.",
+            ),
+            "to": serializers.DateField(
+                required=False, input_formats=["%Y-%m-%d"], help_text="Last day (UTC), YYYY-MM-DD; default: today."
+            ),
+        }
+        return {**dates, **super().get_fields()}
+
+    def validate(self, attrs: dict) -> dict:
+        try:
+            start, end = analytics_period(start=attrs.pop("from", None), end=attrs.pop("to", None), today=self.today())
+        except PeriodError as exc:
+            raise serializers.ValidationError({exc.parameter: exc.message}) from None
+        return {"filters": AnalyticsFilters(start=start, end=end, **attrs)}
+
+    def today(self) -> date:
+        return timezone.now().astimezone(UTC).date()
+
+
+class AnalyticsTotalsOutput(serializers.Serializer):
+    sessions = serializers.IntegerField()
+    ended = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    active = serializers.IntegerField(help_text="In status active now (connected, not ended).")
+    successful = serializers.IntegerField(help_text="The post-call verdict was success.")
+    unsuccessful = serializers.IntegerField(help_text="The post-call verdict was failure.")
+    success_rate = serializers.FloatField(
+        allow_null=True, help_text="successful ÷ (successful + unsuccessful), 4 decimals; null when both are 0."
+    )
+    duration_p50_secs = serializers.IntegerField(
+        allow_null=True, help_text="Nearest-rank median over ended sessions with a duration; null when none."
+    )
+    duration_p95_secs = serializers.IntegerField(allow_null=True)
+    cost_total = serializers.IntegerField(source="cost", help_text="ElevenLabs credits.")
+
+
+class AnalyticsDayOutput(serializers.Serializer):
+    date = serializers.DateField()
+    sessions = serializers.IntegerField()
+    ended = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    successful = serializers.IntegerField()
+    cost = serializers.IntegerField()
+    duration_avg_secs = serializers.FloatField(
+        allow_null=True, help_text="Mean over the day's ended sessions with a duration, 1 decimal; null when none."
+    )
+
+
+class AnalyticsAgentOutput(serializers.Serializer):
+    agent_type = serializers.CharField()
+    sessions = serializers.IntegerField()
+    success_rate = serializers.FloatField(allow_null=True)
+    duration_avg_secs = serializers.FloatField(allow_null=True)
+    cost_total = serializers.IntegerField(source="cost")
+
+
+class AnalyticsFailureOutput(serializers.Serializer):
+    code = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class AnalyticsOutput(serializers.Serializer):
+    totals = AnalyticsTotalsOutput()
+    by_day = AnalyticsDayOutput(many=True, help_text="Every day of the period, in order, zeros included.")
+    by_agent = AnalyticsAgentOutput(many=True)
+    failures_by_code = AnalyticsFailureOutput(many=True, help_text="Failed sessions by failure code, most first.")
+
+    def get_fields(self):
+        return {
+            "from": serializers.DateField(source="start"),
+            "to": serializers.DateField(source="end"),
+            **super().get_fields(),
+        }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 # Every pattern is anchored with \A and \Z: "$" also matches before a final newline ("name\n" would pass).
 # A caller's phone number in E.164, with its "+", is a customer id too: an inbound call knows its customer by it.
@@ -91,6 +92,12 @@ class StrictBooleanField(serializers.BooleanField):
         if isinstance(data, str) and data in self._WORDS:
             return self._WORDS[data]
         self.fail("invalid")
+
+
+class QueryBooleanField(StrictBooleanField):
+    """A true/false query parameter: absent means unset (DRF reads a missing boolean in a form as false)."""
+
+    default_empty_html = empty
 
 
 def choice_field(choices, *, name: str, **kwargs) -> serializers.ChoiceField:

@@ -14,9 +14,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from sessions.analytics import sessions_analytics
 from sessions.models import VoiceSession
 from sessions.selectors import SessionFilter, session_visible_to, sessions_visible_to
 from sessions.serializers import (
+    AnalyticsOutput,
+    AnalyticsQueryInput,
     SessionCreateInput,
     SessionDetailOutput,
     SessionEndInput,
@@ -139,3 +142,14 @@ class SessionAudioApi(APIView):
             raise ApplicationError(
                 "The recording's file is missing from storage.", code="recording_missing", status=404
             ) from None
+
+
+class AnalyticsApi(APIView):
+    """`GET /api/analytics`: counts, outcomes, durations and cost of a period's sessions (staff: everyone's)."""
+
+    @extend_schema(parameters=[AnalyticsQueryInput], responses=AnalyticsOutput)
+    def get(self, request: Request) -> Response:
+        query = AnalyticsQueryInput(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        analytics = sessions_analytics(user=request.user, filters=query.validated_data["filters"])
+        return Response(AnalyticsOutput(analytics).data)

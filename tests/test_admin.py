@@ -42,6 +42,34 @@ def test_the_list_filters_and_searches(operator, finished, alice):
     assert str(finished.pk) in filtered.text and str(other.pk) not in filtered.text
 
 
+def test_the_list_shows_when_how_long_how_it_went_and_what_it_cost(operator, finished, alice):
+    VoiceSession.objects.filter(pk=finished.pk).update(cost=412, call_duration_secs=95)
+    unfinished = lifecycle.session_create(user=alice, customer_id="cust-open")
+    page = operator.get("/admin/voice_sessions/voicesession/")
+    for header in ("Created at", "Duration", "Outcome", "Cost"):
+        assert f">{header}<" in page.text, header
+    assert '<td class="field-duration">1:35</td>' in page.text
+    assert '<td class="field-call_successful">Success</td>' in page.text
+    assert '<td class="field-cost">412</td>' in page.text
+    assert '<td class="field-duration">-</td>' in page.text  # no post-call data yet
+    for text in ("outcome", "agent type"):
+        assert f"By {text}" in page.text
+    assert 'id="date-hierarchy-label"' in page.text  # the date hierarchy's bar
+
+    by_outcome = operator.get("/admin/voice_sessions/voicesession/", {"call_successful__exact": "success"})
+    assert str(finished.pk) in by_outcome.text and str(unfinished.pk) not in by_outcome.text
+    by_agent = operator.get("/admin/voice_sessions/voicesession/", {"agent_type__exact": "support"})
+    assert str(unfinished.pk) in by_agent.text and str(finished.pk) not in by_agent.text
+    created = finished.created_at
+    by_day = operator.get(
+        "/admin/voice_sessions/voicesession/",
+        {"created_at__year": created.year, "created_at__month": created.month, "created_at__day": created.day},
+    )
+    assert str(finished.pk) in by_day.text
+    by_duration = operator.get("/admin/voice_sessions/voicesession/", {"o": "7"})  # sorted by duration
+    assert by_duration.status_code == 200
+
+
 def test_the_change_page_shows_timeline_and_readable_post_call_data(operator, finished):
     page = operator.get(f"/admin/voice_sessions/voicesession/{finished.pk}/change/")
     assert page.status_code == 200

@@ -638,6 +638,41 @@ CASES = [
         "method_not_allowed",
         lambda w: w.alice.get(f"/voice/sessions/{w.session()}/events"),
     ),
+    # GET /api/analytics
+    Case("api/analytics", "anonymous", 401, "not_authenticated", lambda w: w.anonymous.get("/api/analytics")),
+    Case(
+        "api/analytics",
+        "bad date",
+        400,
+        "invalid",
+        lambda w: w.alice.get("/api/analytics?from=2026-02-30&agent_type=billing"),
+        has_fields("from", "agent_type"),
+    ),
+    Case(
+        "api/analytics",
+        "from after to",
+        400,
+        "invalid",
+        lambda w: w.alice.get("/api/analytics?from=2026-03-02&to=2026-03-01"),
+        has_fields("from"),
+    ),
+    Case(
+        "api/analytics",
+        "over 366 days",
+        400,
+        "invalid",
+        lambda w: w.staff.get("/api/analytics?from=2025-01-01&to=2026-01-02"),
+        has_fields("from"),
+    ),
+    Case("api/analytics", "post", 405, "method_not_allowed", lambda w: w.alice.post("/api/analytics", {})),
+    Case(
+        "api/analytics",
+        "database down",
+        503,
+        "database_unavailable",
+        lambda w: w.database_down() or w.alice.get("/api/analytics"),
+        has_header("Retry-After", "5"),
+    ),
     # POST /api/voice/sessions
     Case(
         "api/voice/sessions",

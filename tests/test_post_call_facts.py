@@ -144,3 +144,59 @@ def test_backfill_migration_reads_the_stored_payload():
     untouched.refresh_from_db()
     assert {field: getattr(old, field) for field in FACTS} == FACTS
     assert untouched.call_successful == "" and untouched.cost is None
+
+
+def test_the_simulated_agents_webhook_fills_the_columns(client, alice_api, settings):
+    """What the simulator sends when a call ends, delivered to our webhook: its duration, a cost of 0, its verdict."""
+    import responses
+    from django.utils import timezone
+
+    from elevenlabs.simulator.conversations import (
+        simulator_finish_conversation,
+        simulator_send_post_call_webhook,
+        transcript_item,
+    )
+    from elevenlabs.simulator.models import SimulatedConversation
+    from elevenlabs.simulator.signed_urls import simulator_claim_conversation
+    from elevenlabs.webhooks import SIGNATURE_HEADER
+
+    start = {"agentType": "sales", "customerId": "cust-sim", "textOnly": True, "simulation": True}
+    started = alice_api.post("/api/voice/sessions", start, format="json").json()
+    session_id = started["backend_session"]["session_id"]
+    conversation_id = started["elevenlabs_conversation"]["conversation_id"]
+    agent_id = started["backend_session"]["agent_id"]
+    simulator_claim_conversation(agent_id=agent_id, conversation_id=conversation_id)
+    SimulatedConversation.objects.filter(pk=conversation_id).update(
+        connected_at=timezone.now() - timezone.timedelta(seconds=42)
+    )
+    simulator_finish_conversation(
+        conversation_id=conversation_id,
+        transcript=[
+            transcript_item(role="agent", message="Hi, Alex here.", time_in_call_secs=0, source_medium="text"),
+            transcript_item(role="user", message="Any discounts?", time_in_call_secs=5, source_medium="text"),
+        ],
+        termination_reason="Client disconnected: 1000",
+        client_data={"conversation_config_override": {"agent": {"language": "fr"}}},
+        text_only=True,
+    )
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, f"{settings.PUBLIC_BASE_URL}/elevenlabs/webhook", json={"status": "processed"})
+        assert simulator_send_post_call_webhook(conversation_id=conversation_id)
+        sent = rsps.calls[0].request
+
+    response = client.post(
+        "/elevenlabs/webhook",
+        data=sent.body,
+        content_type="application/json",
+        headers={SIGNATURE_HEADER: sent.headers[SIGNATURE_HEADER]},
+    )
+    assert response.status_code == 200, response.content
+    stored = VoiceSession.objects.get(pk=session_id)
+    assert stored.status == "ended"
+    assert stored.call_duration_secs in (42, 43)  # whole seconds between connect and end
+    assert stored.cost == 0
+    assert stored.call_successful == "success"  # the customer spoke
+    assert stored.summary_title == "Simulated sales call"
+    assert "Alex" in stored.transcript_summary
+    assert stored.termination_reason == "Client disconnected: 1000"
+    assert stored.main_language == "fr"

@@ -245,6 +245,8 @@ def test_make_serve_runs_the_production_path_and_every_asset_loads(production_se
     assert urlsplit(admin.url).path == "/admin/"
     assert_page_and_assets(staff, "/admin/")
     assert_page_and_assets(staff, "/admin/voice_sessions/voicesession/")
+    analytics = assert_page_and_assets(staff, "/admin/analytics/")
+    assert any(HASHED.search(url) and "/static/sessions/analytics." in url for url in analytics), analytics
 
 
 def test_static_files_are_served_compressed_and_cached_for_good(production_server):

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from sessions.dashboard import analytics_page
 from voiceagent import views
 
 # Django's own auth views, in the playground's look; for every user (the admin's login is for staff only).
@@ -31,7 +32,11 @@ handler403 = views.permission_denied
 handler404 = views.page_not_found
 handler500 = views.server_error
 
+# The analytics page is part of the admin (its look, its staff-only login) and the admin's index links to it.
+admin.site.index_template = "sessions/admin/index.html"
+
 urlpatterns = [
+    path("admin/analytics/", admin.site.admin_view(analytics_page), name="admin-analytics"),
     path("admin/", admin.site.urls),
     path("favicon.ico", views.favicon, name="favicon"),
     path("healthz", views.healthz, name="healthz"),
