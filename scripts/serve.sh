@@ -2,7 +2,7 @@
 # Production-style start, what `make serve` runs (and every test and benchmark server runs too):
 # collect the static files with the production storage, apply migrations, then granian.
 #   PORT (8000), WORKERS (the number of CPUs), HOST (0.0.0.0), PY (.venv/bin/python),
-#   PUBLIC_BASE_URL (http://localhost:$PORT), HTTP_THREADS (4, per worker: settings.py),
+#   PUBLIC_BASE_URL (http://localhost:$PORT), HTTP_THREADS (per worker: 1 on SQLite, 4 on PostgreSQL),
 #   ACCESS_LOG (false: a line per request costs the hot path; the proxy in front usually keeps them)
 #   --no-setup: serve at once (a test server on a database and static files already prepared)
 # Settings come from the environment and .env as always; DEBUG off (the default) needs SECRET_KEY.

@@ -162,9 +162,14 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Serving ------------------------------------------------------------------------
-# Threads per worker process that run Django's views for HTTP (voiceagent/asgi.py). Views wait on the
-# database, so a few per core keep it busy; more only queue at SQLite's single writer.
-HTTP_THREADS = env_int(env, "HTTP_THREADS", default=4, minimum=1)
+# Threads per worker process that run Django's views for HTTP (voiceagent/asgi.py). On SQLite, one:
+# a second thread waits for the GIL while the first holds the single write lock, and every writer of
+# every worker waits behind that (2 workers, wrk, 32 connections: create 376 req/s with one thread,
+# 195 with two or four; GET 1247 against 1055). On PostgreSQL, four: extra threads cost nothing
+# measurable there and let a worker overlap requests that wait on ElevenLabs.
+HTTP_THREADS = env_int(
+    env, "HTTP_THREADS", default=1 if DATABASES["default"]["ENGINE"] == "voiceagent.db.sqlite3" else 4, minimum=1
+)
 
 # How long a worker process trusts what it learnt of an API token (voiceagent/authentication.py):
 # a token deleted in the admin stops working everywhere within this many seconds. 0: ask every time.
