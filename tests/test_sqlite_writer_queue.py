@@ -5,6 +5,9 @@ process wait out DATABASE_LOCK_TIMEOUT_SECONDS and fail with "database is locked
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import threading
 
 import pytest
@@ -31,13 +34,15 @@ def short_lock_wait():
     connection.close()
 
 
-def start_writer(customer_id: str) -> tuple[threading.Thread, list[BaseException | None]]:
-    """A thread of this process that creates a session; the list gets what it raised (None if nothing)."""
+def start_writer(customer_id: str, *, atomic: bool = False) -> tuple[threading.Thread, list[BaseException | None]]:
+    """A thread of this process that creates a session (in a transaction of its own if ``atomic``, as the
+    services write); the list gets what it raised (None if nothing)."""
     outcome: list[BaseException | None] = []
 
     def write() -> None:
         try:
-            VoiceSession.objects.create(customer_id=customer_id)
+            with transaction.atomic() if atomic else contextlib.nullcontext():
+                VoiceSession.objects.create(customer_id=customer_id)
             outcome.append(None)
         except BaseException as exc:
             outcome.append(exc)
@@ -49,8 +54,8 @@ def start_writer(customer_id: str) -> tuple[threading.Thread, list[BaseException
     return thread, outcome
 
 
-def write_from_another_thread(customer_id: str) -> BaseException | None:
-    thread, outcome = start_writer(customer_id)
+def write_from_another_thread(customer_id: str, *, atomic: bool = False) -> BaseException | None:
+    thread, outcome = start_writer(customer_id, atomic=atomic)
     thread.join(timeout=LOCK_WAIT * 5)
     assert not thread.is_alive()
     return outcome[0]
@@ -101,3 +106,38 @@ def test_a_writer_that_cannot_get_the_queue_in_time_gets_database_is_locked():
 
     assert isinstance(error, OperationalError)
     assert "database is locked" in str(error)
+
+
+def hold_the_lock_file_as_another_process_would() -> int:
+    """flock belongs to an open file: a second open of the lock file stands for another worker process."""
+    name = str(connection.settings_dict["NAME"])
+    descriptor = os.open(f"{name}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    return descriptor
+
+
+def test_another_process_writing_makes_this_one_wait_then_write():
+    descriptor = hold_the_lock_file_as_another_process_would()
+    try:
+        thread, outcome = start_writer("after the other process", atomic=True)
+        thread.join(timeout=0.3)
+        assert thread.is_alive() and not VoiceSession.objects.filter(customer_id="after the other process").exists()
+    finally:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        os.close(descriptor)
+    thread.join(timeout=LOCK_WAIT * 5)
+    assert outcome == [None]
+    assert VoiceSession.objects.filter(customer_id="after the other process").exists()
+
+
+def test_another_process_writing_past_the_budget_gives_database_is_locked():
+    descriptor = hold_the_lock_file_as_another_process_would()
+    try:
+        error = write_from_another_thread("too late", atomic=True)
+    finally:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        os.close(descriptor)
+    assert isinstance(error, OperationalError)
+    assert "other processes' writers" in str(error)
+    # And the queue of this process is free again: the next writer gets in.
+    assert write_from_another_thread("next one", atomic=True) is None

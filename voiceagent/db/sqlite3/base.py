@@ -25,6 +25,12 @@ transaction methods of the connection: ``set_autocommit(False)`` (how ``atomic()
 the outermost transaction) takes the lock, ``commit()``, ``rollback()`` and ``close()``
 release it.
 
+Between worker processes, writers then take a lock file beside the database (``<name>-writer.lock``,
+flock) before BEGIN IMMEDIATE, trying again every half millisecond rather than in SQLite's growing
+steps, so SQLite's own busy wait is almost never entered (issue 10: 2 workers with one HTTP thread
+each sat idle in its sleeps; conversation-init's p99 with 16 clients went from 585 to 89 ms, session
+creation's from about 300 to about 200 ms).
+
 The queue and SQLite's busy wait share one budget, the connection's ``timeout``
 (DATABASE_LOCK_TIMEOUT_SECONDS): a writer that queued for most of it gets only the rest
 in SQLite, so no request waits for the lock longer than configured. Past it the writer
@@ -35,6 +41,8 @@ Retry-After.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -43,6 +51,11 @@ from django.db import OperationalError
 from django.db.backends.sqlite3 import base
 
 _process_writer = threading.Lock()
+# One open lock file per database file and process: flock belongs to the open file, and this
+# process's writers already take turns on _process_writer.
+_writer_lock_files: dict[str, int] = {}
+_writer_lock_files_guard = threading.Lock()
+_LOCK_FILE_RETRY_SECONDS = 0.0005
 
 # Below this, what the queue took from the budget is not worth a PRAGMA round trip.
 _NEGLIGIBLE_WAIT_SECONDS = 0.005
@@ -50,6 +63,7 @@ _NEGLIGIBLE_WAIT_SECONDS = 0.005
 
 class DatabaseWrapper(base.DatabaseWrapper):
     _holds_process_writer = False
+    _holds_writer_lock_file: int | None = None
     _lock_wait_override: float | None = None
 
     @property
@@ -84,6 +98,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if not _process_writer.acquire(timeout=budget):
             raise OperationalError(f"database is locked (waited {budget:g} s for this process's other writers)")
         self._holds_process_writer = True
+        try:
+            self._take_writer_lock_file(started + budget, budget)
+        except BaseException:
+            self._release_process_writer()
+            raise
         queued = time.monotonic() - started
         try:
             if queued < _NEGLIGIBLE_WAIT_SECONDS:
@@ -119,7 +138,39 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if self.connection is not None:
             self.connection.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
 
+    def _writer_lock_file(self) -> int | None:
+        name = str(self.settings_dict["NAME"])
+        if self.is_in_memory_db() or not name:
+            return None
+        with _writer_lock_files_guard:
+            descriptor = _writer_lock_files.get(name)
+            if descriptor is None:
+                descriptor = os.open(f"{name}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                _writer_lock_files[name] = descriptor
+            return descriptor
+
+    def _take_writer_lock_file(self, deadline: float, budget: float) -> None:
+        descriptor = self._writer_lock_file()
+        if descriptor is None:
+            return
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise OperationalError(
+                        f"database is locked (waited {budget:g} s for other processes' writers)"
+                    ) from None
+                time.sleep(_LOCK_FILE_RETRY_SECONDS)
+            else:
+                self._holds_writer_lock_file = descriptor
+                return
+
     def _release_process_writer(self) -> None:
+        descriptor = self._holds_writer_lock_file
+        if descriptor is not None:
+            self._holds_writer_lock_file = None
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
         if self._holds_process_writer:
             self._holds_process_writer = False
             _process_writer.release()
