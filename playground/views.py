@@ -34,7 +34,7 @@ from playground import selectors
 from sessions.models import AgentType, VoiceSession
 from sessions.platform import session_runs_simulated
 from sessions.selectors import session_visible_to
-from voiceagent.logging import readable_log_line
+from voiceagent.logging import flush_log_writes, readable_log_line
 from voiceagent.logtail import tail_lines
 
 PAGE = "playground/page.html"
@@ -133,6 +133,7 @@ def _recent_context(request: HttpRequest) -> dict[str, Any]:
 def _logs_context(request: HttpRequest) -> dict[str, Any]:
     if not request.user.is_staff:
         return {"log_lines": None}
+    flush_log_writes()  # lines this worker has queued are in the file before it is read
     return {
         # JSON lines (LOG_FORMAT=json) are shown in the text form; the file may hold both.
         "log_lines": [readable_log_line(line) for line in tail_lines(settings.LOG_FILE, LOG_TAIL_LINES)],

@@ -128,6 +128,12 @@ def configure(config: dict) -> None:
         root.handlers = [WrittenInBackground(root.handlers)]
 
 
+def flush_log_writes() -> None:
+    """Wait until this process's queued log lines are in the file (before reading the file back)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+
 class WrittenInBackground(QueueHandler):
     """The root handlers (file, console), run by one thread of the process instead of the caller.
 

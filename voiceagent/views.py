@@ -45,7 +45,7 @@ from voiceagent.api import INTERNAL_ERROR_MESSAGE, JsonErrors
 from voiceagent.bodylimit import RequestBodyTooLarge
 from voiceagent.db.probe import write_lock_probe
 from voiceagent.errors import ApplicationError, MethodNotAllowed, error_response, is_api_path
-from voiceagent.logging import escape_control, session_context
+from voiceagent.logging import escape_control, flush_log_writes, session_context
 from voiceagent.logtail import tail_lines
 from voiceagent.metrics import exposition_registry
 from voiceagent.throttling import SettingsRateThrottle
@@ -337,6 +337,7 @@ class ClientLogApi(APIView):
     def get(self, request: Request) -> Response:
         query = LogTailInput(data=request.query_params)
         query.is_valid(raise_exception=True)
+        flush_log_writes()  # what this worker just logged (a client entry, say) is in the tail
         lines = tail_lines(settings.LOG_FILE, query.validated_data["tail"])
         return Response({"lines": lines, "file": settings.LOG_FILE.name, "format": settings.LOG_FORMAT})
 
