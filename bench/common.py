@@ -237,9 +237,13 @@ def on_fresh_postgres(url: str, measure: Callable[[str], dict[str, Any]]) -> dic
         _postgres(url, "DROP DATABASE IF EXISTS {} WITH (FORCE)")
 
 
+WRK_COMMON_SCRIPT = REPO_ROOT / "bench" / "wrk_common.lua"
+
+
 def run_wrk(command: list[str], *, env: dict[str, str], timeout: float) -> dict[str, Any]:
-    """Run wrk with a script whose done() prints "BENCH_RESULT {json}" (counts, latency in microseconds);
+    """Run wrk with a bench/ script (it loads bench/wrk_common.lua, whose done() prints "BENCH_RESULT {json}");
     return throughput, p50/p99/max in milliseconds and errors (non-2xx answers plus socket errors)."""
+    env = {**env, "BENCH_WRK_COMMON": str(WRK_COMMON_SCRIPT)}
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=timeout)  # noqa: S603
     lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
     if result.returncode != 0 or not lines:

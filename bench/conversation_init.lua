@@ -5,7 +5,7 @@
 --   BENCH_RUN_TAG    makes call sids unique across runs
 --   BENCH_CALLERS    how many distinct callers ring (caller numbers repeat, call sids never do)
 --
--- done() prints one line "BENCH_RESULT {json}" with the counts and latency percentiles (microseconds).
+-- done() (bench/wrk_common.lua) prints one line "BENCH_RESULT {json}" with the counts and latency percentiles.
 
 local headers = {
     ["Content-Type"] = "application/json",
@@ -15,11 +15,7 @@ local agent_id = os.getenv("BENCH_AGENT_ID") or "agent_bench_support"
 local run_tag = os.getenv("BENCH_RUN_TAG") or "run"
 local callers = tonumber(os.getenv("BENCH_CALLERS") or "1000")
 
-local thread_count = 0
-function setup(thread)
-    thread_count = thread_count + 1
-    thread:set("thread_number", thread_count)
-end
+dofile(assert(os.getenv("BENCH_WRK_COMMON"), "run this script through bench.common.run_wrk"))  -- setup(), done()
 
 local sent = 0
 
@@ -30,14 +26,4 @@ function request()
         (sent * 7919 + (thread_number or 0)) % callers, agent_id, run_tag, thread_number or 0, sent
     )
     return wrk.format("POST", "/elevenlabs/conversation-init", headers, body)
-end
-
-function done(summary, latency, requests)
-    local e = summary.errors
-    io.write(string.format(
-        'BENCH_RESULT {"requests": %d, "duration_us": %d, "non_2xx_3xx": %d, "connect": %d, "read": %d, '
-            .. '"write": %d, "timeout": %d, "p50_us": %d, "p99_us": %d, "max_us": %d}\n',
-        summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
-        latency:percentile(50), latency:percentile(99), latency.max
-    ))
 end

@@ -79,7 +79,7 @@ def run() -> dict[str, Any]:
         env = server_env(f"sqlite:///{work / 'bench.sqlite3'}", str(work / "logs"))
         env.pop("LOG_LEVEL")  # production's default (info): each answered call logs a line, as it would
         env.update(ELEVENLABS_TOOLS_TOKEN=token, ELEVENLABS_SUPPORT_AGENT_ID=AGENT_ID)
-        with start_voiceagent(env, work / "server.log") as base_url:
+        with start_voiceagent(env) as base_url:
             check_the_answer(base_url, token)
             wrk(base_url, token, seconds=WARMUP_SECONDS)
             load_before = load_average()

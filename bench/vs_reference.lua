@@ -5,8 +5,7 @@
 --   BENCH_RUN_TAG    makes create's customer ids unique across runs
 --   BENCH_IDS_FILE   get/end: the session ids to pick from at random, one a line
 --
--- done() prints one line "BENCH_RESULT {json}" with the counts and latency percentiles (microseconds),
--- so the caller parses numbers rather than wrk's human-readable summary.
+-- done() (bench/wrk_common.lua) prints one line "BENCH_RESULT {json}" with the counts and latency percentiles.
 
 local operation = os.getenv("BENCH_OPERATION") or "get"
 local run_tag = os.getenv("BENCH_RUN_TAG") or "run"
@@ -16,11 +15,7 @@ if token ~= "" then
     headers["Authorization"] = "Token " .. token
 end
 
-local thread_count = 0
-function setup(thread)
-    thread_count = thread_count + 1
-    thread:set("thread_number", thread_count)
-end
+dofile(assert(os.getenv("BENCH_WRK_COMMON"), "run this script through bench.common.run_wrk"))  -- setup(), done()
 
 local ids = {}
 local sent = 0
@@ -55,14 +50,4 @@ function request()
         return wrk.format("PUT", "/voice/sessions/" .. id .. "/end", headers, end_body)
     end
     return wrk.format("GET", "/voice/sessions/" .. id, headers)
-end
-
-function done(summary, latency, requests)
-    local e = summary.errors
-    io.write(string.format(
-        'BENCH_RESULT {"requests": %d, "duration_us": %d, "non_2xx_3xx": %d, "connect": %d, "read": %d, '
-            .. '"write": %d, "timeout": %d, "p50_us": %d, "p99_us": %d, "max_us": %d}\n',
-        summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
-        latency:percentile(50), latency:percentile(99), latency.max
-    ))
 end

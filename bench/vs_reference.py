@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -39,7 +38,16 @@ from typing import Any
 
 import requests
 
-from bench.common import MAKE_TOKEN, POSTGRES_URL, REPO_ROOT, manage, on_fresh_postgres, print_table, server_env
+from bench.common import (
+    MAKE_TOKEN,
+    POSTGRES_URL,
+    REPO_ROOT,
+    manage,
+    on_fresh_postgres,
+    print_table,
+    run_wrk,
+    server_env,
+)
 from devtools.servers import free_port, make_serve_server
 
 NAME = "vs_reference"
@@ -59,7 +67,6 @@ OPERATIONS = ("create", "get", "end")
 REFERENCE_DIR = REPO_ROOT / "bench" / "reference"
 REFERENCE_VENV = REFERENCE_DIR / ".venv"
 WRK_SCRIPT = REPO_ROOT / "bench" / "vs_reference.lua"
-_warned: set[str] = set()
 WRK = shutil.which("wrk")  # Debian's wrk: apt-get install wrk
 
 
@@ -67,7 +74,7 @@ WRK = shutil.which("wrk")  # Debian's wrk: apt-get install wrk
 
 
 @contextlib.contextmanager
-def start_voiceagent(env: dict[str, str], output: Path) -> Iterator[str]:
+def start_voiceagent(env: dict[str, str]) -> Iterator[str]:
     """voiceagent exactly as `make serve` serves it (scripts/serve.sh, 2 workers); yields the base URL."""
     with make_serve_server(env=env, workers=WORKERS) as base_url:
         yield base_url
@@ -84,13 +91,6 @@ def start_reference(database_url: str, output: Path) -> Iterator[str]:
     command += ["--host", "127.0.0.1", "--port", str(port)]
     with serve(command, env=env, cwd=REFERENCE_DIR, port=port, output=output):
         yield f"http://127.0.0.1:{port}"
-
-
-def warn_once(topic: str, message: str) -> None:
-    """Say it the first time only: each turn starts the server afresh and would repeat it."""
-    if topic not in _warned:
-        _warned.add(topic)
-        print(f"  WARNING: {message}")
 
 
 def reference_python() -> str:
@@ -176,22 +176,7 @@ def wrk(base_url: str, operation: str, *, seconds: int, token: str, work_dir: Pa
     }
     command = [WRK, f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", WRK_TIMEOUT]
     command += ["-s", str(WRK_SCRIPT), base_url]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=seconds + 60)  # noqa: S603
-    lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
-    if result.returncode != 0 or not lines:
-        raise RuntimeError(f"wrk {operation} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    raw = json.loads(lines[-1].removeprefix("BENCH_RESULT "))
-    socket_errors = {kind: raw[kind] for kind in ("connect", "read", "write", "timeout")}
-    return {
-        "requests": raw["requests"],
-        "requests_per_second": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
-        "p50_ms": round(raw["p50_us"] / 1000, 1),
-        "p99_ms": round(raw["p99_us"] / 1000, 1),
-        "max_ms": round(raw["max_us"] / 1000, 1),
-        "errors": raw["non_2xx_3xx"] + sum(socket_errors.values()),
-        "non_2xx": raw["non_2xx_3xx"],
-        "socket_errors": socket_errors,
-    }
+    return run_wrk(command, env=env, timeout=seconds + 60)
 
 
 def make_sessions(base_url: str, token: str, count: int, run_tag: str) -> list[str]:
@@ -239,11 +224,10 @@ def bench_database(label: str, database_url: str, reference_database_url: str) -
         turns: dict[str, list[dict[str, dict[str, Any]]]] = {"reference": [], "voiceagent": []}
         for run_number in range(1, RUNS + 1):
             for side in ("reference", "voiceagent"):
-                output = work_dir / f"{side}.log"
                 if side == "reference":
-                    server = start_reference(reference_database_url, output)
+                    server = start_reference(reference_database_url, work_dir / "reference.log")
                 else:
-                    server = start_voiceagent(env, output)
+                    server = start_voiceagent(env)
                 with server as base_url:
                     turn = one_turn(base_url, token if side == "voiceagent" else "", work_dir, f"{side}{run_number}")
                 turns[side].append(turn)
