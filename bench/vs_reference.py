@@ -24,13 +24,10 @@ import contextlib
 import hashlib
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,7 +45,7 @@ from bench.common import (
     run_wrk,
     server_env,
 )
-from devtools.servers import free_port, make_serve_server
+from devtools.servers import free_port, make_serve_server, running_server
 
 NAME = "vs_reference"
 DESCRIPTION = "create/get/end beside a FastAPI + SQLAlchemy reference, wrk, 2 workers each, SQLite and PostgreSQL"
@@ -81,7 +78,7 @@ def start_voiceagent(env: dict[str, str]) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def start_reference(database_url: str, output: Path) -> Iterator[str]:
+def start_reference(database_url: str) -> Iterator[str]:
     """The FastAPI + SQLAlchemy reference with its table in place; yields the base URL."""
     python = reference_python()
     env = {**os.environ, "DATABASE_URL": database_url}
@@ -89,8 +86,8 @@ def start_reference(database_url: str, output: Path) -> Iterator[str]:
     port = free_port()
     command = [python, "-m", "uvicorn", "app:app", "--workers", str(WORKERS)]
     command += ["--host", "127.0.0.1", "--port", str(port)]
-    with serve(command, env=env, cwd=REFERENCE_DIR, port=port, output=output):
-        yield f"http://127.0.0.1:{port}"
+    with running_server(command, env=env, cwd=REFERENCE_DIR, port=port, startup_timeout=90) as base_url:
+        yield base_url
 
 
 def reference_python() -> str:
@@ -109,57 +106,6 @@ def reference_python() -> str:
     subprocess.run(install, check=True)  # noqa: S603
     stamp.write_text(wanted + "\n")
     return str(python)
-
-
-@contextlib.contextmanager
-def serve(command: list[str], *, env: dict[str, str], cwd: Path, port: int, output: Path) -> Iterator[None]:
-    """Run a server in a process group of its own until /healthz answers; stop the whole group afterwards.
-
-    Its output (access log included, as in production) goes to ``output``.
-    """
-    base_url = f"http://127.0.0.1:{port}"
-    with output.open("ab") as log:
-        process = subprocess.Popen(  # noqa: S603
-            command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{command[3]} exited with {process.returncode}:\n{tail(output)}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{command[3]} did not answer on {base_url}:\n{tail(output)}")
-            try:
-                requests.get(f"{base_url}/healthz", timeout=5)
-                break
-            except (requests.ConnectionError, requests.Timeout):  # not up yet, or a worker still importing
-                time.sleep(0.2)
-        yield
-    finally:
-        stop(process, port)
-
-
-def stop(process: subprocess.Popen, port: int) -> None:
-    """SIGTERM to uvicorn's supervisor (it stops its workers), then SIGKILL to whatever of the group is left."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # a worker that outlived its supervisor
-    for _ in range(50):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"something still listens on 127.0.0.1:{port} after the server stopped")
-
-
-def tail(path: Path, limit: int = 3000) -> str:
-    return path.read_text(encoding="utf-8", errors="replace")[-limit:]
 
 
 # --- The load -------------------------------------------------------------------------------
@@ -225,7 +171,7 @@ def bench_database(label: str, database_url: str, reference_database_url: str) -
         for run_number in range(1, RUNS + 1):
             for side in ("reference", "voiceagent"):
                 if side == "reference":
-                    server = start_reference(reference_database_url, work_dir / "reference.log")
+                    server = start_reference(reference_database_url)
                 else:
                     server = start_voiceagent(env)
                 with server as base_url:

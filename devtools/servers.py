@@ -63,19 +63,22 @@ def _serve_script(
     port = free_port()
     env = {**env, "PY": sys.executable, "PORT": str(port), "WORKERS": str(workers), "HOST": "127.0.0.1"}
     command = ["bash", str(REPO_ROOT / "scripts" / "serve.sh"), *arguments]
-    with _running(command, env=env, port=port, startup_timeout=startup_timeout) as base_url:
+    with running_server(command, env=env, port=port, startup_timeout=startup_timeout) as base_url:
         yield base_url
 
 
 @contextlib.contextmanager
-def _running(command: list[str], *, env: Mapping[str, str], port: int, startup_timeout: float) -> Iterator[str]:
+def running_server(
+    command: list[str], *, env: Mapping[str, str], port: int, startup_timeout: float, cwd: Path = REPO_ROOT
+) -> Iterator[str]:
+    """Run ``command`` (a server listening on ``port`` that answers /healthz) until the block ends."""
     base_url = f"http://127.0.0.1:{port}"
     env = {"PUBLIC_BASE_URL": base_url, **env}
     # A file rather than a pipe: nobody reads the output while the server runs, and a full pipe would block it.
     with tempfile.TemporaryFile() as output:
         # A process group of its own, so that stopping it reaches every worker (see _stop).
         process = subprocess.Popen(  # noqa: S603
-            command, cwd=REPO_ROOT, env=dict(env), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=cwd, env=dict(env), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
             _wait_until_answering(process, base_url, output, startup_timeout)
