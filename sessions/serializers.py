@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, date
 from functools import cached_property
 
@@ -54,6 +55,30 @@ def dynamic_variables_field(**kwargs) -> serializers.JSONField:
     return serializers.JSONField(required=False, default=dict, validators=[validate_dynamic_variables], **kwargs)
 
 
+class FieldsBuiltOnce:
+    """Mixed into a flat input serializer: its fields are built once per class, then copied shallowly.
+
+    DRF builds every declared field anew for each serializer instance (a deep copy re-runs each
+    field's ``__init__`` and its validators): a tenth of the CPU of ``POST /voice/sessions`` (issue 10).
+    Validating reads a field's settings and never changes them; what binding sets (name, parent,
+    label, source) is set on the copy. So a shallow copy bound to the new serializer validates as the
+    deep one would. A field holding fields of its own (a nested serializer, a child) would share them
+    between instances, so it is refused here rather than copied.
+    """
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        built = type(self).__dict__.get("_fields_built_once")
+        if built is None:
+            built = super().get_fields()
+            for name, field in built.items():
+                if isinstance(field, serializers.BaseSerializer) or hasattr(field, "child"):
+                    raise TypeError(f"{type(self).__name__}.{name} has fields of its own: build it per instance")
+                field.validators  # noqa: B018 - a lazily built list: build it now, once, for every copy
+            # Two threads may build it at once: both results are equal, and either may stay.
+            type(self)._fields_built_once = built
+        return {name: copy.copy(field) for name, field in built.items()}
+
+
 def require_phone_for_outbound(attrs: dict, *, field_name: str) -> dict:
     """An outbound session dials someone: it needs the number (named as the caller sent it)."""
     if attrs["direction"] == Direction.OUTBOUND and not attrs["phone_number"]:
@@ -61,7 +86,7 @@ def require_phone_for_outbound(attrs: dict, *, field_name: str) -> dict:
     return attrs
 
 
-class SessionCreateInput(serializers.Serializer):
+class SessionCreateInput(FieldsBuiltOnce, serializers.Serializer):
     customer_id = customer_id_field()
     direction = direction_field()
     locale = locale_field()
@@ -74,7 +99,7 @@ class SessionCreateInput(serializers.Serializer):
         return require_phone_for_outbound(attrs, field_name="phone_number")
 
 
-class SessionEndInput(serializers.Serializer):
+class SessionEndInput(FieldsBuiltOnce, serializers.Serializer):
     reason = choice_field(
         [(r.value, r.label) for r in (EndReason.USER, EndReason.AGENT, EndReason.OPERATOR)],
         name="reason",
@@ -206,7 +231,7 @@ session_detail_output = _BuiltOnce(SessionDetailOutput)
 CLIENT_EVENT_TYPES = ["connected", "status", "mode", "disconnect", "error", "message"]
 
 
-class SessionEventInput(serializers.Serializer):
+class SessionEventInput(FieldsBuiltOnce, serializers.Serializer):
     """What the browser client reports. Fields beyond `type` depend on the type."""
 
     type = choice_field([(t, t) for t in CLIENT_EVENT_TYPES], name="event type")

@@ -36,6 +36,7 @@ from sessions.platform import session_runs_simulated
 from sessions.post_call import POST_CALL_FACT_FIELDS, post_call_facts
 from sessions.redaction import redact_conversation
 from voiceagent.logging import session_context
+from voiceagent.prepared_writes import PreparedInsert
 
 logger = logging.getLogger("voiceagent.sessions")
 
@@ -46,6 +47,11 @@ ALLOWED = {
     Status.ENDED: set(),
     Status.FAILED: set(),
 }
+
+
+# Every session and every transition writes these rows: their INSERTs are compiled once (issue 10).
+_insert_session = PreparedInsert(VoiceSession)
+_insert_event = PreparedInsert(SessionEvent)
 
 
 def _lock(session: VoiceSession | str) -> VoiceSession:
@@ -70,8 +76,8 @@ def _move(
     for name, value in fields.items():
         setattr(session, name, value)
     session.save(update_fields=["status", "updated_at", *fields])
-    SessionEvent.objects.create(
-        session=session, kind=kind, from_status=previous, to_status=target, payload=payload or {}
+    _insert_event(
+        SessionEvent(session=session, kind=kind, from_status=previous, to_status=target, payload=payload or {})
     )
     _log_after_commit(session.pk, "session %s -> %s (%s)", previous, target, kind)
     transaction.on_commit(partial(count_transition, previous, target, session.agent_type))
@@ -122,18 +128,20 @@ def session_create(
     # Read before the transaction, which then holds the write lock only for the inserts.
     remembered = memory_variables(customer_id=customer_id) if settings.CONVERSATION_MEMORY else None
     with transaction.atomic():
-        session = VoiceSession.objects.create(
-            customer_id=customer_id,
-            created_by=user if getattr(user, "is_authenticated", False) else None,
-            agent_type=agent_type,
-            direction=direction,
-            locale=locale,
-            simulation=simulation,
-            dynamic_variables={**(dynamic_variables or {}), **(remembered or {})},
-            phone_number=phone_number,
-            idempotency_key=idempotency_key or None,
+        session = _insert_session(
+            VoiceSession(
+                customer_id=customer_id,
+                created_by=user if getattr(user, "is_authenticated", False) else None,
+                agent_type=agent_type,
+                direction=direction,
+                locale=locale,
+                simulation=simulation,
+                dynamic_variables={**(dynamic_variables or {}), **(remembered or {})},
+                phone_number=phone_number,
+                idempotency_key=idempotency_key or None,
+            )
         )
-        _created_row(session).save()
+        _insert_event(_created_row(session))
         if remembered is not None:
             # How much was remembered, not what: the summary itself is in the session's dynamic variables.
             session_record_event(
@@ -353,7 +361,7 @@ def session_fail(
 
 def session_record_event(*, session: VoiceSession, kind: str, payload: dict | None = None) -> SessionEvent:
     """Add a timeline row that changes no status (a client event, a webhook note)."""
-    event = SessionEvent.objects.create(session=session, kind=kind, payload=payload or {})
+    event = _insert_event(SessionEvent(session=session, kind=kind, payload=payload or {}))
     _log_after_commit(session.pk, "session event %s %s", kind, payload or {})
     return event
 
