@@ -15,7 +15,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
-from django.utils.csp import CSP, build_policy
 from rest_framework import exceptions, renderers
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -102,35 +101,6 @@ def flatten_errors(detail: Any, path: str = "") -> dict[str, list[str]]:
 
 def _join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
-
-
-# --- Renderers ------------------------------------------------------------------------------------
-
-
-class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
-    """DRF's HTML pages carry inline styles and event handlers: they get a policy of their own.
-
-    Everything else keeps the strict policy; these pages are for logged-in developers and show
-    only what the JSON shows. The renderer is where HTML is chosen for a request, so it sets the
-    header itself: Django's CSP middleware leaves a Content-Security-Policy that a response
-    already carries.
-    """
-
-    # A nonce would switch 'unsafe-inline' off, so this policy has none.
-    policy = {
-        **settings.SECURE_CSP,
-        "script-src": [CSP.SELF, CSP.UNSAFE_INLINE],
-        "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
-    }
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        response = (renderer_context or {}).get("response")
-        if response is not None:
-            response.headers[CSP.HEADER_ENFORCE] = build_policy(self.policy)
-        return super().render(data, accepted_media_type, renderer_context)
-
-
-__all__ = ["BrowsableAPIRenderer", "exception_handler"]
 
 
 class JsonErrors:
