@@ -35,7 +35,10 @@ handler500 = views.server_error
 # The analytics page is part of the admin (its look, its staff-only login) and the admin's index links to it.
 admin.site.index_template = "sessions/admin/index.html"
 
+# Django tries the patterns in order, and the session API carries most of the traffic: it comes first
+# (no other pattern overlaps its paths, so the order changes only how soon they are found).
 urlpatterns = [
+    path("", include("sessions.urls")),
     path("admin/analytics/", admin.site.admin_view(analytics_page), name="admin-analytics"),
     path("admin/", admin.site.urls),
     path("favicon.ico", views.favicon, name="favicon"),
@@ -47,7 +50,6 @@ urlpatterns = [
     path("api/schema/", views.ApiSchemaView.as_view(), name="schema"),
     path("api/docs/", views.api_docs, name="api-docs"),
     path("api-auth/", include("rest_framework.urls")),
-    path("", include("sessions.urls")),
     path("", include("elevenlabs.urls")),
     path("", include("playground.urls")),
 ]
