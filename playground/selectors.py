@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from django.db.models import QuerySet
 from django.utils import timezone
 
+from sessions import selectors as sessions_selectors
 from sessions.models import TERMINAL_STATUSES, EventKind, SessionEvent, Status, VoiceSession
 from voiceagent.logging import redact
 
@@ -87,8 +87,8 @@ def session_expects_updates(*, session: VoiceSession | None) -> bool:
     return False
 
 
-def session_timeline(*, session: VoiceSession) -> QuerySet[SessionEvent]:
-    return SessionEvent.objects.filter(session=session).order_by("created_at", "id")
+def session_timeline(*, session: VoiceSession) -> list[SessionEvent]:
+    return sessions_selectors.session_timeline(session)
 
 
 def session_live_transcript(*, session: VoiceSession) -> list[dict[str, str]]:

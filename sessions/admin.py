@@ -1,4 +1,4 @@
-"""Operators' view of sessions: filters, search, the timeline inline, post-call data readable."""
+"""Operators' view of sessions: filters, search, the timeline, post-call data readable."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import uuid
 
 from django.contrib import admin, messages
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
-from sessions.models import ApiToken, Callback, CallbackStatus, EndReason, SessionEvent, VoiceSession
+from sessions.models import ApiToken, Callback, CallbackStatus, EndReason, VoiceSession
+from sessions.selectors import session_timeline
 from sessions.services.callbacks import callback_mark_done
 from sessions.services.lifecycle import session_end
 from voiceagent.admin_display import pretty_json, transcript_table
@@ -22,22 +24,6 @@ def session_admin_link(session_id) -> str:
         return "-"
     url = reverse("admin:voice_sessions_voicesession_change", args=[session_id])
     return format_html('<a href="{}">{}</a>', url, session_id)
-
-
-class SessionEventInline(admin.TabularInline):
-    model = SessionEvent
-    extra = 0
-    can_delete = False
-    fields = ["created_at", "kind", "from_status", "to_status", "payload_pretty"]
-    readonly_fields = fields
-    ordering = ["created_at", "id"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="payload")
-    def payload_pretty(self, event: SessionEvent) -> str:
-        return format_html("<code>{}</code>", json.dumps(event.payload, ensure_ascii=False)) if event.payload else "-"
 
 
 class CallbackInline(admin.TabularInline):
@@ -71,7 +57,7 @@ class VoiceSessionAdmin(admin.ModelAdmin):
     search_fields = ["customer_id", "conversation_id", "call_sid"]
     date_hierarchy = "created_at"
     list_select_related = ["created_by"]
-    inlines = [CallbackInline, SessionEventInline]
+    inlines = [CallbackInline]
     actions = ["end_selected"]
     fieldsets = [
         (
@@ -117,7 +103,31 @@ class VoiceSessionAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        ("Timeline", {"fields": ["timeline"]}),
     ]
+
+    @admin.display(description="timeline")
+    def timeline(self, session: VoiceSession) -> str:
+        # The creation is read from the session itself (sessions.selectors.creation_event), so the
+        # timeline is shown from the selector rather than as an inline of the stored rows.
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    event.created_at,
+                    event.kind,
+                    event.from_status or "-",
+                    event.to_status or "-",
+                    format_html("<code>{}</code>", json.dumps(event.payload, ensure_ascii=False))
+                    if event.payload
+                    else "-",
+                )
+                for event in session_timeline(session)
+            ),
+        )
+        head = "<tr><th>at</th><th>kind</th><th>from</th><th>to</th><th>payload</th></tr>"
+        return format_html("<table>{}{}</table>", mark_safe(head), rows)  # noqa: S308 - a constant
 
     def get_readonly_fields(self, request, obj=None):
         # Everything is a record of what happened: operators read it, services write it.

@@ -17,6 +17,7 @@ from rest_framework.relations import PKOnlyObject
 
 from sessions.analytics import DEFAULT_PERIOD_DAYS, AnalyticsFilters, PeriodError, analytics_period
 from sessions.models import AgentType, Direction, EndReason, SessionEvent, VoiceSession
+from sessions.selectors import session_timeline
 from sessions.validators import (
     CONVERSATION_ID,
     LocaleField,
@@ -207,7 +208,7 @@ class SessionDetailOutput(SessionOutput):
     def get_timeline(self, session: VoiceSession) -> list[dict]:
         # Read with the session by sessions.selectors.session_visible_to; any other session asks its relation.
         events = session.__dict__.get("timeline_events")
-        return self._events(session.events.all() if events is None else events)
+        return self._events(session_timeline(session) if events is None else events)
 
     @cached_property
     def _events(self):

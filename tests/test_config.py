@@ -173,7 +173,10 @@ def test_one_lock_timeout_bounds_every_database_wait(tmp_path):
 
     assert sqlite == "20.0"
     # Connections are kept per HTTP thread (no pool to wait for): the connect and the locks are the waits.
-    assert postgres == "[('connect_timeout', 8), ('options', '-c lock_timeout=7500')] None"
+    assert postgres == (
+        "[('connect_timeout', 8), ('options', '-c lock_timeout=7500'), ('prepare_threshold', 5), "
+        "('server_side_binding', True)] None"
+    )
 
 
 def test_an_empty_session_create_throttle_turns_it_off(tmp_path):
@@ -181,3 +184,24 @@ def test_an_empty_session_create_throttle_turns_it_off(tmp_path):
     seen = settings_seen(tmp_path, f'{rates}["session_create"]', DEBUG="true", SESSION_CREATE_THROTTLE="")
 
     assert seen == "None"
+
+
+@pytest.mark.parametrize(("prepared", "threshold"), [(None, 5), ("true", 5), ("false", None)])
+def test_postgresql_binds_on_the_server_and_prepares_unless_told_not_to(prepared, threshold):
+    """Server-side binding always; prepared statements unless DATABASE_PREPARED_STATEMENTS=false (old PgBouncer)."""
+    env = {
+        **os.environ,
+        "VOICEAGENT_READ_DOTENV": "0",
+        "DEBUG": "true",
+        "DATABASE_URL": "postgres://someone@db.example.com:5432/voice",
+    }
+    env.pop("DATABASE_PREPARED_STATEMENTS", None)
+    if prepared is not None:
+        env["DATABASE_PREPARED_STATEMENTS"] = prepared
+    code = (
+        "import voiceagent.settings as s; o = s.DATABASES['default']['OPTIONS']; "
+        "print(o['server_side_binding'], o.get('prepare_threshold'))"
+    )
+    imported = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.split() == ["True", str(threshold)]

@@ -68,7 +68,7 @@ def test_a_simulated_inbound_call_runs_the_whole_loop_through_the_server(live_as
     conversation = SimulatedConversation.objects.get(session=session)
     assert session.conversation_id == conversation.conversation_id
     kinds = list(session.events.values_list("kind", flat=True))
-    assert kinds == ["created", "inbound_call", "conversation_bound", "active", "tool_call", "post_call", "ended"]
+    assert kinds == ["inbound_call", "conversation_bound", "active", "tool_call", "post_call", "ended"]
     tool_row = session.events.get(kind="tool_call").payload
     assert tool_row["tool"] == "customer_history"
     assert [call["summary_title"] for call in tool_row["result"]["calls"]] == ["Late parcel"]

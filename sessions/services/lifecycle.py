@@ -141,7 +141,6 @@ def session_create(
                 idempotency_key=idempotency_key or None,
             )
         )
-        _insert_event(_created_row(session))
         if remembered is not None:
             # How much was remembered, not what: the summary itself is in the session's dynamic variables.
             session_record_event(
@@ -155,16 +154,6 @@ def session_create(
         _log_after_commit(session.pk, "session created for customer %s (%s, %s)", customer_id, agent_type, direction)
         transaction.on_commit(partial(count_transition, "", Status.CREATED, agent_type))
     return session
-
-
-def _created_row(session: VoiceSession) -> SessionEvent:
-    """The first row of every session's timeline (not saved)."""
-    return SessionEvent(
-        session=session,
-        kind=EventKind.CREATED,
-        to_status=Status.CREATED,
-        payload={"agent_type": session.agent_type, "direction": session.direction, "simulation": session.simulation},
-    )
 
 
 def session_answer_inbound_call(
@@ -181,7 +170,7 @@ def session_answer_inbound_call(
     """The session of an inbound phone call the agent platform is answering, and whether it is new.
 
     It is born connecting (the call rings through to the agent; there is no credential to mint),
-    with the timeline rows of a creation and of that move, in one transaction of two statements:
+    with the timeline row of that move, in one transaction of two statements:
     ElevenLabs asks while the caller's phone rings. The platform may ask again about the same call
     (a retried webhook): ``call_sid`` is unique, so the second ask gets the first one's session, unchanged.
     """
@@ -207,7 +196,7 @@ def session_answer_inbound_call(
                 to_status=Status.CONNECTING,
                 payload={"agent_id": agent_id, "call_sid": call_sid, **(payload or {})},
             )
-            SessionEvent.objects.bulk_create([_created_row(session), answered])
+            _insert_event(answered)
             _log_after_commit(
                 session.pk, "inbound call %s answered for customer %s (%s)", call_sid, customer_id, agent_type
             )
