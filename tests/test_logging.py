@@ -196,3 +196,31 @@ def test_bidirectional_controls_are_escaped_so_a_line_reads_as_written(marker, m
     (line,) = lines_with(marker)
     assert mark not in line
     assert f"customer=\\u{ord(mark):04x}evil.exe" in line
+
+
+def test_a_changed_secret_is_redacted_from_the_next_line(settings, marker):
+    """The secrets to replace are worked out once per set of values, and again when a value changes."""
+    settings.ELEVENLABS_API_KEY = "sk_first_key_aaaaaaaa"
+    logging.getLogger("voiceagent").warning("%s first %s", marker, "sk_first_key_aaaaaaaa")
+    settings.ELEVENLABS_API_KEY = "sk_second_key_bbbbbbb"
+    logging.getLogger("voiceagent").warning("%s second %s", marker, "sk_second_key_bbbbbbb")
+
+    first, second = lines_with(marker)
+    assert "sk_first_key" not in first and "sk_second_key" not in second
+    assert REDACTED in first and REDACTED in second
+
+
+def test_the_console_writes_what_the_file_writes_from_the_one_redaction(settings, marker):
+    """Both handlers take the same record; the first redacts and marks it, the second writes the same text."""
+    settings.ELEVENLABS_API_KEY = "sk_shared_record_cccccc"
+    record = logging.LogRecord(
+        "voiceagent", logging.WARNING, __file__, 1, "%s key %s", (marker, "sk_shared_record_cccccc"), None
+    )
+    record.session_id = "-"
+    [background] = [h for h in logging.getLogger().handlers if isinstance(h, WrittenInBackground)]
+    written = []
+    for handler in background.handlers:
+        assert all(f.filter(record) for f in handler.filters)
+        written.append(handler.format(record))
+    assert written[0] == written[1]
+    assert f"{marker} key {REDACTED}" in written[0] and "sk_shared_record" not in written[0]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import logging.config
@@ -186,11 +187,17 @@ class WrittenInBackground(QueueHandler):
         super().close()
 
 
-def _configured_secrets() -> list[str]:
+def _configured_secrets() -> tuple[str, ...]:
     try:
-        values = [str(getattr(settings, name, "") or "") for name in SECRET_SETTINGS]
+        values = tuple(str(getattr(settings, name, "") or "") for name in SECRET_SETTINGS)
     except Exception:  # settings not configured (yet): nothing to replace literally
-        return []
+        return ()
+    return _secret_forms(values)
+
+
+@functools.lru_cache(maxsize=8)
+def _secret_forms(values: tuple[str, ...]) -> tuple[str, ...]:
+    """What to replace for these secret values: worked out once per set of values, not once per line."""
     secrets: list[str] = []
     for value in values:
         if len(value) < _MIN_SECRET_LENGTH:
@@ -200,7 +207,7 @@ def _configured_secrets() -> list[str]:
             if form not in secrets:
                 secrets.append(form)
     # Longest first, so a secret containing another is replaced whole.
-    return sorted(secrets, key=len, reverse=True)
+    return tuple(sorted(secrets, key=len, reverse=True))
 
 
 def redact(text: str) -> str:
@@ -230,8 +237,9 @@ def redact_value(value: Any) -> Any:
 
 # What every LogRecord carries; anything else on a record came from ``extra=`` (or a filter).
 _RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
-# Extras that repeat the message in another dress: uvicorn's copy with terminal colour codes.
-_NOISE_ATTRIBUTES = frozenset({"color_message"})
+# Extras that repeat the message in another dress (uvicorn's copy with terminal colour codes), and
+# RedactSecretsFilter's mark on a record it has redacted.
+_NOISE_ATTRIBUTES = frozenset({"color_message", "_redacted"})
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -255,11 +263,13 @@ class RedactSecretsFilter(logging.Filter):
 
     The message is rendered here (``msg % args``) so that secrets passed as
     arguments are caught too; ``args`` is then cleared so no later formatter
-    re-renders the original values. Running twice on one record (two handlers)
-    is harmless: redacting redacted text changes nothing.
+    re-renders the original values. The file and the console handle the same record:
+    the first redacts it and marks it, the second sees the mark and does nothing again.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_redacted", False):
+            return True  # the file and the console share the record: the first handler redacted it
         try:
             message = record.getMessage()
         except Exception:  # a malformed format string must not lose the record
@@ -285,6 +295,7 @@ class RedactSecretsFilter(logging.Filter):
                 setattr(record, name, REDACTED)
             elif isinstance(value, (str, dict, list, tuple)):
                 setattr(record, name, redact_value(value))
+        record._redacted = True
         return True
 
 
