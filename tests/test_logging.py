@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 
-from voiceagent.logging import REDACTED, RedactSecretsFilter, WrittenInBackground, session_context
+from voiceagent.logging import _PATTERNS, REDACTED, RedactSecretsFilter, WrittenInBackground, redact, session_context
 
 LINE_START = re.compile(
     r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+ session=\S+ "
@@ -224,3 +224,39 @@ def test_the_console_writes_what_the_file_writes_from_the_one_redaction(settings
         written.append(handler.format(record))
     assert written[0] == written[1]
     assert f"{marker} key {REDACTED}" in written[0] and "sk_shared_record" not in written[0]
+
+
+CREDENTIAL_SHAPES = [
+    "wss://api.example/convai?agent_id=a&conversation_signature=abc123",
+    "https://voice.example/sim?x=1&sig=abc123",
+    "https://voice.example/sim?signature=abc123",
+    "ElevenLabs-Signature t=1700000000,v0=a1b2c3d4",
+    "Authorization: Bearer abc123",
+    "AUTHORIZATION=Token abc123",
+    "{'xi-api-key': 'abc123'}",
+    "HTTP_X_API_KEY=abc123",
+    "cookie: sessionid=abc123",
+    '{"conversation_token": "abc123"}',
+    '{"conversationToken": "abc123"}',
+    "token=abc123",
+    "signed_url=abc123",
+    '"signedUrl": "abc123"',
+    "api_key=abc123",
+    "apiKey: abc123",
+    "webhook secret=abc123",
+    "password=abc123",
+    "passwd: abc123",
+    "failed with bearer abc.def-123",
+    "token eyJhbGciOiJIUzI1.eyJzdWIiOiIx.c2lnbmF0dXJl seen",
+]
+
+
+def test_every_credential_shape_is_redacted_and_every_pattern_is_tried():
+    """The quick check before the patterns must never let a credential through; each pattern is exercised."""
+    for text in CREDENTIAL_SHAPES:
+        assert "abc123" not in redact(text) and REDACTED in redact(text), text
+    for pattern, _ in _PATTERNS:
+        assert any(pattern.search(text) for text in CREDENTIAL_SHAPES), f"no example for {pattern.pattern}"
+    assert redact("session created for customer cust-1 (support, inbound)") == (
+        "session created for customer cust-1 (support, inbound)"
+    )
