@@ -11,7 +11,7 @@ from django.db.models.functions import Now
 from django.db.models.signals import post_save, pre_save
 from django.test.utils import isolate_apps
 
-from sessions.models import SessionEvent, VoiceSession
+from sessions.models import AgentType, SessionEvent, VoiceSession
 from voiceagent.prepared_writes import PreparedInsert
 
 pytestmark = pytest.mark.django_db
@@ -110,3 +110,27 @@ def test_a_model_whose_insert_carries_sql_of_its_own_is_refused():
 
     with pytest.raises(ImproperlyConfigured, match="one parameter per field"):
         PreparedInsert(Stamped)(Stamped())
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        # Equal to the defaults, as other objects: what the API's validated data holds.
+        {"agent_type": "".join(["sup", "port"]), "locale": "-".join(["en", "US"]), "dynamic_variables": dict()},
+        # The defaults' own objects, and Django's implicit ones ("" and None).
+        {"agent_type": AgentType.SUPPORT, "phone_number": "", "conversation_id": None, "transcript": []},
+        # Beside them: not the defaults.
+        {"agent_type": AgentType.SALES, "locale": "fr-FR", "transcript": [{"role": "agent"}], "cost": 0},
+        {"simulation": False, "upstream_status": 0, "failure_message": " ", "analysis": {"a": None}},
+    ],
+)
+def test_values_at_or_beside_the_defaults_are_written_as_save_writes_them(values):
+    prepared = insert_session(VoiceSession(customer_id="cust-defaults", **values))
+    saved = VoiceSession(customer_id="cust-defaults", **values)
+    saved.save()
+    ours, theirs = stored(VoiceSession, prepared.pk), stored(VoiceSession, saved.pk)
+    for differs in ("id", "created_at", "updated_at"):
+        ours.pop(differs), theirs.pop(differs)
+    assert ours == theirs
+    for name, value in values.items():
+        assert ours[name] == value

@@ -24,14 +24,35 @@ from django.db.models.signals import post_save, pre_save
 from django.db.models.sql import InsertQuery
 
 _NO_DEFAULT = object()
-_IMMUTABLE_DEFAULTS = (str, int, float, bool, type(None))
+_IMMUTABLE = (str, int, bool, type(None))  # subclasses too: a TextChoices member is a str (no float: -0.0 == 0.0)
 
 
-def _prepared_default(field, connection) -> Any:
-    """The database value of ``field``'s default, when that is a constant of an immutable type."""
-    if not field.has_default() or callable(field.default) or type(field.default) not in _IMMUTABLE_DEFAULTS:
-        return _NO_DEFAULT
-    return field.get_db_prep_save(field.default, connection)
+def _prepared_default(field, connection) -> tuple[Any, Any]:
+    """``(value, its database value)`` when every row left at the field's default writes the same value:
+    an immutable constant, an empty dict or list (``default=dict`` / ``list``), or Django's implicit
+    default of a field without one ("" or None). Otherwise ``(_NO_DEFAULT, None)``."""
+    if not field.has_default():
+        value = field.get_default()
+    elif field.default in (dict, list):
+        value = field.default()
+    elif callable(field.default):
+        return _NO_DEFAULT, None
+    else:
+        value = field.default
+    if not isinstance(value, (*_IMMUTABLE, dict, list)):
+        return _NO_DEFAULT, None
+    return value, field.get_db_prep_save(value, connection)
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    """Whether a row's ``value`` writes what the prepared ``default`` writes."""
+    if isinstance(default, str):
+        return isinstance(value, str) and value == default  # "support" and AgentType.SUPPORT write the same
+    if default is None or isinstance(default, bool):
+        return value is default
+    if isinstance(default, (dict, list)):
+        return type(value) is type(default) and not value
+    return type(value) is type(default) and value == default
 
 
 class _Statement:
@@ -53,8 +74,8 @@ class _Statement:
         # expression) would make the statement depend on the row, and it would be wrong to reuse it.
         if len(params) != len(self.fields) or self.sql.count("%s") != len(self.fields):
             raise ImproperlyConfigured(f"{meta.label}'s INSERT is not one parameter per field; use save()")
-        # A column left at a constant, immutable default (most of a new row: "", None, False) holds the
-        # very object the field's default is; its database value is prepared here, once.
+        # A column left at its default (most of a new row: "", None, False, {}, []) writes the same
+        # value every time; it is prepared here, once.
         self.prepared_defaults = [_prepared_default(field, connection) for field in self.fields]
         self.converters = []
         for index, field in enumerate(self.returning):
@@ -80,10 +101,10 @@ class PreparedInsert:
         if pre_save.has_listeners(self.model):
             pre_save.send(self.model, instance=instance, raw=False, using=using, update_fields=None)
         params = []
-        for field, default in zip(statement.fields, statement.prepared_defaults, strict=True):
+        for field, (default, prepared) in zip(statement.fields, statement.prepared_defaults, strict=True):
             value = field.pre_save(instance, True)
-            if default is not _NO_DEFAULT and value is field.default:
-                params.append(default)
+            if default is not _NO_DEFAULT and _is_default(value, default):
+                params.append(prepared)
             else:
                 params.append(field.get_db_prep_save(value, connection))
         with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
