@@ -91,7 +91,8 @@ class VoiceSession(models.Model):
     direction = models.CharField(max_length=16, choices=Direction.choices, default=Direction.INBOUND)
     locale = models.CharField(max_length=35, default="en-US")
     simulation = models.BooleanField(default=False, help_text="Runs against the local simulated agent.")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED, db_index=True)
+    # Not indexed alone: session_status_updated (status, updated_at) serves every lookup by status.
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
     connection_type = models.CharField(max_length=16, choices=ConnectionType.choices, blank=True)
     conversation_id = models.CharField(
         max_length=128, null=True, blank=True, unique=True, help_text="ElevenLabs conversation id, once known."
@@ -111,10 +112,17 @@ class VoiceSession(models.Model):
         max_length=128, null=True, blank=True, help_text="Client-chosen key: a retried start never starts twice."
     )
 
+    # Neither indexed alone: session_owner_created (created_by, created_at) and session_created_facts
+    # (created_at, ...) lead with them. Every index is one more B-tree written by every new session.
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="voice_sessions"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="voice_sessions",
+        db_index=False,
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True, help_text="When the client reported the connection.")
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -151,7 +159,8 @@ class VoiceSession(models.Model):
             models.Index(fields=["status", "updated_at"], name="session_status_updated"),
             models.Index(fields=["created_by", "-created_at"], name="session_owner_created"),
             # Retention (prune_sessions) walks the sessions that ended before a day, oldest first.
-            models.Index(fields=["ended_at"], name="session_ended"),
+            # Only ended ones: a new session, whose ended_at is null, writes nothing to it.
+            models.Index(fields=["ended_at"], name="session_ended", condition=models.Q(ended_at__isnull=False)),
             # /api/analytics (sessions.analytics) over everyone's sessions: a period of created_at and every
             # column it counts, so both databases answer from the index alone (see bench/analytics.py).
             models.Index(
@@ -189,7 +198,8 @@ class VoiceSession(models.Model):
 class SessionEvent(models.Model):
     """One row of a session's timeline: a transition or something a client saw."""
 
-    session = models.ForeignKey(VoiceSession, on_delete=models.CASCADE, related_name="events")
+    # Not indexed alone: event_session_created (session, created_at) leads with it.
+    session = models.ForeignKey(VoiceSession, on_delete=models.CASCADE, related_name="events", db_index=False)
     kind = models.CharField(max_length=48)
     from_status = models.CharField(max_length=16, choices=Status.choices, blank=True)
     to_status = models.CharField(max_length=16, choices=Status.choices, blank=True)
