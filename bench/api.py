@@ -1,4 +1,4 @@
-"""The /voice/sessions API under load: uvicorn with several workers, on SQLite and on PostgreSQL.
+"""The /voice/sessions API under load: granian with several workers, on SQLite and on PostgreSQL.
 
 For each database: a fresh database (migrated), one user with a DRF token, the
 production profile (DEBUG=false), then 32 client threads doing create, get, end
@@ -28,7 +28,7 @@ from bench.common import (
 from devtools.servers import asgi_server
 
 NAME = "api"
-DESCRIPTION = "create/get/end/list on /voice/sessions, uvicorn workers, SQLite and PostgreSQL"
+DESCRIPTION = "create/get/end/list on /voice/sessions, granian workers, SQLite and PostgreSQL"
 
 CLIENTS = 32
 WORKERS = 4
@@ -43,7 +43,7 @@ def bench_database(label: str, database_url: str) -> dict[str, Any]:
         token = manage(env, "shell", "-c", MAKE_TOKEN).strip().splitlines()[-1]
         with asgi_server(env=env, workers=WORKERS) as base_url:
             results = run_phases(base_url, token)
-    print(f"\n{label}: {WORKERS} uvicorn workers, {CLIENTS} clients")
+    print(f"\n{label}: {WORKERS} granian workers, {CLIENTS} clients")
     print_table(
         ["operation", "requests", "errors", "req/s", "p50 ms", "p99 ms"],
         [[r.operation, r.requests, r.errors, r.requests_per_second, r.p50_ms, r.p99_ms] for r in results],

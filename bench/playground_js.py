@@ -1,6 +1,6 @@
 """The playground in a real browser: JavaScript it loads, and how long Start takes to connect.
 
-Production profile: uvicorn workers, DEBUG=false, collectstatic with WhiteNoise's
+Production profile: granian workers, DEBUG=false, collectstatic with WhiteNoise's
 compressed manifest storage (into a temp dir), SQLite in a temp dir, simulation mode
 (no API key), so the official ElevenLabs client talks to the local simulated agent.
 Debian's Chromium (Playwright, headless) logs in through the admin form.
@@ -171,7 +171,7 @@ def run(runs: int = RUNS) -> dict[str, Any]:
             figures = measure(base_url, password, runs)
 
     before, after = figures["js_before_start"], figures["js_added_by_start"]
-    print(f"\nChromium, {WORKERS} uvicorn workers, simulated agent, text mode")
+    print(f"\nChromium, {WORKERS} granian workers, simulated agent, text mode")
     print_table(
         ["JavaScript", "files", "KiB transferred", "KiB decoded"],
         [

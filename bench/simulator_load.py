@@ -1,6 +1,6 @@
 """Fifty simulated voice conversations at once: does a worker keep answering while the agents speak?
 
-The production profile (uvicorn, 2 workers, DEBUG=false, SQLite in a temp dir,
+The production profile (make serve's granian, 2 workers, DEBUG=false, SQLite in a temp dir,
 no ElevenLabs key, so the simulated agent answers). Each conversation does what
 the browser client does in voice mode:
 
@@ -51,7 +51,7 @@ from bench.common import MAKE_TOKEN, child_pids, cpu_seconds, manage, percentile
 from devtools.servers import asgi_server
 
 NAME = "simulator_load"
-DESCRIPTION = "50 simulated voice conversations at once on 2 uvicorn workers: /healthz p50/p99/max while they run"
+DESCRIPTION = "50 simulated voice conversations at once on 2 granian workers: /healthz p50/p99/max while they run"
 
 WORKERS = 2
 CONVERSATIONS = 50
@@ -281,7 +281,7 @@ def simulate_voice_load(
 ) -> dict[str, Any]:
     """Run ``conversations`` voice conversations at once against ``base_url`` with /healthz probed throughout.
 
-    The server must be a uvicorn process this one started (devtools.servers.asgi_server): its workers' CPU time is read.
+    The server must be a granian process this one started (devtools.servers.asgi_server): its workers' CPU time is read.
     """
     server = server_pid(base_url)
     server_pids = [server, *child_pids(server)]
@@ -356,7 +356,7 @@ def run() -> dict[str, Any]:
 
 def report(figures: dict[str, Any]) -> None:
     print(
-        f"\n{figures['conversations']} voice conversations at once against {figures['workers']} uvicorn workers "
+        f"\n{figures['conversations']} voice conversations at once against {figures['workers']} granian workers "
         f"(microphone streamed every 32 ms, a spoken and a typed turn, the agent hangs up), "
         f"{figures['seconds']} s; /healthz every {PROBE_INTERVAL * 1000:.0f} ms from its own process"
     )

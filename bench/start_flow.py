@@ -1,6 +1,6 @@
 """POST /api/voice/sessions against an instant fake ElevenLabs: the start flow's own time.
 
-The production profile (uvicorn workers, DEBUG=false, SQLite in a temp dir) runs with
+The production profile (granian workers, DEBUG=false, SQLite in a temp dir) runs with
 an API key, both agent ids and ELEVENLABS_BASE_URL pointing at a tiny threaded HTTP
 server on 127.0.0.1 that answers ``GET /v1/convai/conversation/token`` and
 ``/get-signed-url`` at once. The fake server times its own handling of every call
@@ -283,7 +283,7 @@ def run() -> dict[str, Any]:
 
 def report(phases: list[dict[str, Any]], floor: dict[str, float]) -> None:
     groups = ("total", "upstream", "own", "server_own")
-    print(f"\nPOST /api/voice/sessions, {WORKERS} uvicorn workers, fake ElevenLabs on 127.0.0.1 (ms)")
+    print(f"\nPOST /api/voice/sessions, {WORKERS} granian workers, fake ElevenLabs on 127.0.0.1 (ms)")
     print_table(
         ["phase", "requests", "errors", "req/s", *(f"{g} {q}" for g in groups for q in ("p50", "p90", "p99"))],
         [

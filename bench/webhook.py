@@ -1,6 +1,6 @@
 """POST /elevenlabs/webhook: transcript ingest rate, and the memory a large audio delivery costs.
 
-Two figures against the production profile (uvicorn, DEBUG=false, SQLite in a
+Two figures against the production profile (granian, DEBUG=false, SQLite in a
 temp dir, migrated), each delivery signed with ``elevenlabs.webhooks.sign`` under
 the ELEVENLABS_WEBHOOK_SECRET the server reads from its environment:
 
@@ -34,7 +34,7 @@ from devtools.servers import asgi_server
 from elevenlabs.webhooks import SIGNATURE_HEADER, sign
 
 NAME = "webhook"
-DESCRIPTION = "webhook ingest: 200 KB transcripts/s over uvicorn workers; worker memory for a 50 MB audio delivery"
+DESCRIPTION = "webhook ingest: 200 KB transcripts/s over granian workers; worker memory for a 50 MB audio delivery"
 
 WORKERS = 4
 CLIENTS = 8
@@ -376,7 +376,7 @@ def report(rate: dict[str, Any], memory: dict[str, Any]) -> None:
     mib = 1024 * 1024
     print(
         f"\npost_call_transcription, {rate['body_bytes'] / 1024:.0f} KB bodies ({rate['turns']} turns), "
-        f"{rate['workers']} uvicorn workers, {rate['clients']} clients, each for its own claimed conversation"
+        f"{rate['workers']} granian workers, {rate['clients']} clients, each for its own claimed conversation"
     )
     print_table(
         ["deliveries", "errors", "seconds", "deliveries/s", "MiB/s", "p50 ms", "p99 ms"],
@@ -398,7 +398,7 @@ def report(rate: dict[str, Any], memory: dict[str, Any]) -> None:
 
     print(
         f"\npost_call_audio, one delivery {'sent chunked' if memory['chunked'] else 'NOT sent chunked'} "
-        f"to 1 uvicorn worker ({memory['worker']}), "
+        f"to 1 granian worker ({memory['worker']}), "
         f"peak {'reset via clear_refs' if memory['peak_reset'] else 'NOT reset (VmHWM delta only)'}"
     )
     print_table(
