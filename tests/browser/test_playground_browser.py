@@ -16,6 +16,7 @@ from playwright.sync_api import Page, expect
 from devtools.servers import asgi_server
 from elevenlabs.simulator.models import SimulatedConversation
 from sessions.models import VoiceSession
+from sessions.selectors import session_timeline
 from sessions.services import lifecycle
 from tests.browser.conftest import PASSWORD, RECORD_STATUSES, UPSTREAM_API_KEY, log_in, server_env, watch
 
@@ -98,7 +99,7 @@ def test_text_conversation_with_the_simulated_support_agent(page: Page, simulate
     assert simulated.client_data.get("user_id") == session.customer_id  # the SDK was told who the user is
     assert session.simulation is True
     assert session.agent_type == "support"
-    kinds = list(session.events.values_list("kind", flat=True))
+    kinds = [event.kind for event in session_timeline(session)]  # the creation first, read from the session
     assert in_order(kinds, ["created", "connecting", "active", "client.mode", "client.message", "ended"]), kinds
     expect(page.locator("#timeline li[data-kind=active]")).to_have_count(1)
     expect(page.locator(f"#recent tr[data-session-id='{session.pk}']")).to_contain_text("ended")
