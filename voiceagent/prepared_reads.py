@@ -32,12 +32,7 @@ class PreparedRead:
 
     def _prepare(self, connection) -> tuple[str, list[str], list[tuple[int, Any, list]]]:
         fields = self.model._meta.concrete_fields
-        converters = []
-        for index, field in enumerate(fields):
-            column = field.get_col(self.model._meta.db_table)
-            functions = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-            if functions:
-                converters.append((index, column, functions))
+        converters = column_converters(self.model, fields, connection)
         return self.build_sql(connection.ops.quote_name), [field.attname for field in fields], converters
 
     def __call__(self, params: Sequence[Any], *, using: str = "default") -> list[Model]:
@@ -52,14 +47,32 @@ class PreparedRead:
         width = len(attnames)
         instances = []
         for row in rows:
-            values = list(row[:width])
-            for index, column, functions in converters:
-                value = values[index]
-                for convert in functions:
-                    value = convert(value, column, connection)
-                values[index] = value
+            values = converted(row[:width], converters, connection)
             instance = self.model.from_db(using, attnames, values)
             for name, value in zip(self.extra, row[width:], strict=True):
                 setattr(instance, name, value)
             instances.append(instance)
         return instances
+
+
+def column_converters(model: type[Model], fields: Sequence, connection) -> list[tuple[int, Any, list]]:
+    """For each of ``fields`` (columns of a result row, in order) that the ORM converts on reading:
+    its position, its column and the ORM's converters (the backend's, then the field's own)."""
+    converters = []
+    for index, field in enumerate(fields):
+        column = field.get_col(model._meta.db_table)
+        functions = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        if functions:
+            converters.append((index, column, functions))
+    return converters
+
+
+def converted(row: Sequence[Any], converters: list[tuple[int, Any, list]], connection) -> list[Any]:
+    """``row``'s values as the ORM gives them, through the converters of :func:`column_converters`."""
+    values = list(row)
+    for index, column, functions in converters:
+        value = values[index]
+        for convert in functions:
+            value = convert(value, column, connection)
+        values[index] = value
+    return values

@@ -6,7 +6,7 @@ A :class:`PreparedInsert` compiles the statement once per database vendor, with 
 compiler, and then each row costs what must be done per row: each field's ``pre_save`` (defaults
 such as ``auto_now_add``) and ``get_db_prep_save`` (its value as the driver wants it; for a column
 left at a constant default, that was prepared with the statement), one ``execute``, and the
-database-generated columns read back through the ORM's converters.
+database-generated columns read back through the ORM's converters (as voiceagent.prepared_reads reads).
 
 What ``save()`` does beside that is kept: ``pre_save``/``post_save`` are sent when something
 listens, a failure marks the enclosing atomic block for rollback, and the instance comes back
@@ -22,6 +22,8 @@ from django.db import connections, transaction
 from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 from django.db.models.sql import InsertQuery
+
+from voiceagent.prepared_reads import column_converters, converted
 
 _NO_DEFAULT = object()
 _IMMUTABLE = (str, int, bool, type(None))  # subclasses too: a TextChoices member is a str (no float: -0.0 == 0.0)
@@ -77,11 +79,7 @@ class _Statement:
         # A column left at its default (most of a new row: "", None, False, {}, []) writes the same
         # value every time; it is prepared here, once.
         self.prepared_defaults = [_prepared_default(field, connection) for field in self.fields]
-        self.converters = []
-        for index, field in enumerate(self.returning):
-            column = field.get_col(meta.db_table)
-            functions = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-            self.converters.append((index, column, functions))
+        self.converters = column_converters(model, self.returning, connection)
 
 
 class PreparedInsert:
@@ -111,17 +109,10 @@ class PreparedInsert:
             cursor.execute(statement.sql, params)
             row = cursor.fetchone() if statement.returning else None
         if row is not None:
-            self._set_returned(instance, statement, row, connection)
+            for field, value in zip(statement.returning, converted(row, statement.converters, connection), strict=True):
+                setattr(instance, field.attname, value)
         instance._state.adding = False
         instance._state.db = using
         if post_save.has_listeners(self.model):
             post_save.send(self.model, instance=instance, created=True, update_fields=None, raw=False, using=using)
         return instance
-
-    @staticmethod
-    def _set_returned(instance: Model, statement: _Statement, row: tuple[Any, ...], connection) -> None:
-        for index, column, functions in statement.converters:
-            value = row[index]
-            for convert in functions:
-                value = convert(value, column, connection)
-            setattr(instance, statement.returning[index].attname, value)
