@@ -13,7 +13,6 @@ from enum import StrEnum
 
 from django.utils import timezone
 
-from sessions import selectors as sessions_selectors
 from sessions.models import TERMINAL_STATUSES, EventKind, SessionEvent, Status, VoiceSession
 from voiceagent.logging import redact
 
@@ -85,10 +84,6 @@ def session_expects_updates(*, session: VoiceSession | None) -> bool:
     if session.status == Status.ENDED and session.post_call_received_at is None and session.ended_at:
         return timezone.now() - session.ended_at < POST_CALL_WAIT
     return False
-
-
-def session_timeline(*, session: VoiceSession) -> list[SessionEvent]:
-    return sessions_selectors.session_timeline(session)
 
 
 def session_live_transcript(*, session: VoiceSession) -> list[dict[str, str]]:

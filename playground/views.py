@@ -31,6 +31,7 @@ from django.views.decorators.http import require_safe
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from playground import selectors
+from sessions import selectors as sessions_selectors
 from sessions.models import AgentType, VoiceSession
 from sessions.platform import session_runs_simulated
 from sessions.selectors import session_visible_to
@@ -111,7 +112,7 @@ def _transcript_context(session: VoiceSession | None) -> dict[str, Any]:
 
 
 def _timeline_context(session: VoiceSession | None) -> dict[str, Any]:
-    events = selectors.session_timeline(session=session) if session else []
+    events = sessions_selectors.session_timeline(session) if session else []
     return {
         "session": session,
         "timeline": [{"event": event, "summary": selectors.event_summary(event)} for event in events],

@@ -47,7 +47,7 @@ def session_visible_to(user, session_id, *, with_timeline: bool = False) -> Voic
         raise Http404("No such session.")
     session = found[0]
     if with_timeline:
-        session.timeline_events = with_creation(session, _timeline_of([session_key]))
+        session.timeline_events = session_timeline(session)
     return session
 
 
@@ -68,14 +68,10 @@ def creation_event(session: VoiceSession) -> SessionEvent:
     )
 
 
-def with_creation(session: VoiceSession, stored_events) -> list[SessionEvent]:
-    """The whole timeline: the creation, then the stored rows (oldest first), which all come after it."""
-    return [creation_event(session), *stored_events]
-
-
 def session_timeline(session: VoiceSession) -> list[SessionEvent]:
-    """The whole timeline of ``session``, read from the database."""
-    return with_creation(session, session.events.order_by("created_at", "id"))
+    """The whole timeline of ``session``: its creation, then the stored rows, oldest first (all come after it)."""
+    session_key = VoiceSession._meta.pk.get_db_prep_value(session.pk, connection)
+    return [creation_event(session), *_timeline_of([session_key])]
 
 
 # The statements are made of the models' own table and column names (quoted); values go as parameters.
